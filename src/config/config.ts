@@ -1,0 +1,113 @@
+// Typed configuration from MAILMUX_* environment variables. Every variable is listed in the
+// README's configuration table; `describeConfig()` is the source of that table.
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+
+export interface Config {
+  dataDir: string;
+  databaseUrl: string | null;
+  listenHost: string;
+  httpPort: number;
+  smtpPort: number;
+  submissionPort: number;
+  submissionsPort: number;
+  imapPort: number;
+  imapsPort: number;
+  hostname: string;
+  publicUrl: string;
+  defaultDomain: string;
+  dnsServers: string[];
+  logLevel: string;
+  rateLimits: { management: number; mailbox: number; sending: number; unauthenticated: number; windowSeconds: number };
+  teamLimits: { domains: number; mailboxes: number; keys: number };
+  bodyLimitBytes: number;
+  verificationPrefix: string;
+}
+
+interface VarSpec {
+  name: string;
+  default: string;
+  description: string;
+}
+
+export const CONFIG_VARS: readonly VarSpec[] = [
+  { name: 'MAILMUX_DATA_DIR', default: './data', description: 'Folder for the SQLite database, blobs and the self-signed certificate' },
+  { name: 'MAILMUX_DATABASE_URL', default: '(unset: SQLite in the data folder)', description: 'postgres://… to run on PostgreSQL (blobs are stored in the database too)' },
+  { name: 'MAILMUX_LISTEN_HOST', default: '127.0.0.1', description: 'Address every listener binds; set 0.0.0.0 to serve the network' },
+  { name: 'MAILMUX_HTTP_PORT', default: '8080', description: 'REST API (Management, Mailbox, Sending) and SSE' },
+  { name: 'MAILMUX_SMTP_PORT', default: '2525', description: 'Inbound SMTP (MX); production uses 25' },
+  { name: 'MAILMUX_SUBMISSION_PORT', default: '2587', description: 'SMTP submission with STARTTLS; production uses 587' },
+  { name: 'MAILMUX_SUBMISSIONS_PORT', default: '2465', description: 'SMTP submission with implicit TLS; production uses 465' },
+  { name: 'MAILMUX_IMAP_PORT', default: '1143', description: 'IMAP with STARTTLS; production uses 143' },
+  { name: 'MAILMUX_IMAPS_PORT', default: '1993', description: 'IMAP with implicit TLS; production uses 993' },
+  { name: 'MAILMUX_HOSTNAME', default: '(the machine host name)', description: 'Server name: MX target, SPF host, credential `server`, SMTP greeting' },
+  { name: 'MAILMUX_PUBLIC_URL', default: 'http://<listen host>:<http port>', description: 'Base URL used in Location headers and links handed to clients' },
+  { name: 'MAILMUX_DEFAULT_DOMAIN', default: 'mailmux.localhost', description: 'Domain verified at start on which any team can create mailboxes with no DNS' },
+  { name: 'MAILMUX_DNS_SERVERS', default: '(system resolvers)', description: 'Comma-separated resolvers for domain verification and MX lookups, e.g. 127.0.0.1:5353' },
+  { name: 'MAILMUX_LOG_LEVEL', default: 'info', description: 'pino level: fatal, error, warn, info, debug, trace, silent' },
+  { name: 'MAILMUX_RATE_LIMIT_MANAGEMENT', default: '600', description: 'Management API requests per key per window' },
+  { name: 'MAILMUX_RATE_LIMIT_MAILBOX', default: '1800', description: 'Mailbox API requests per key per window' },
+  { name: 'MAILMUX_RATE_LIMIT_SENDING', default: '1800', description: 'Sending API requests per key per window' },
+  { name: 'MAILMUX_RATE_LIMIT_UNAUTHENTICATED', default: '300', description: 'Requests per client address per window without a valid key' },
+  { name: 'MAILMUX_RATE_LIMIT_WINDOW_SECONDS', default: '60', description: 'Rate-limit window' },
+  { name: 'MAILMUX_MAX_DOMAINS_PER_TEAM', default: '100', description: 'Domains a team may create (409 limit_exceeded beyond)' },
+  { name: 'MAILMUX_MAX_MAILBOXES_PER_TEAM', default: '1000', description: 'Mailboxes (not deleted) a team may hold' },
+  { name: 'MAILMUX_MAX_KEYS_PER_TEAM', default: '2000', description: 'Active mailbox keys a team may hold' },
+  { name: 'MAILMUX_BODY_LIMIT_BYTES', default: '1048576', description: 'Largest JSON request body on Management routes (413 beyond)' },
+];
+
+function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 0) throw new Error(`${name} must be a non-negative integer, got "${raw}"`);
+  return value;
+}
+
+function systemHostname(): string {
+  const name = hostname().toLowerCase();
+  return name.length > 0 ? name : 'localhost';
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const listenHost = env.MAILMUX_LISTEN_HOST || '127.0.0.1';
+  const httpPort = int(env, 'MAILMUX_HTTP_PORT', 8080);
+  const urlHost = listenHost === '0.0.0.0' || listenHost === '::' ? 'localhost' : listenHost;
+  const defaultDomain = (env.MAILMUX_DEFAULT_DOMAIN || 'mailmux.localhost').toLowerCase();
+  return {
+    dataDir: resolve(env.MAILMUX_DATA_DIR || './data'),
+    databaseUrl: env.MAILMUX_DATABASE_URL || null,
+    listenHost,
+    httpPort,
+    smtpPort: int(env, 'MAILMUX_SMTP_PORT', 2525),
+    submissionPort: int(env, 'MAILMUX_SUBMISSION_PORT', 2587),
+    submissionsPort: int(env, 'MAILMUX_SUBMISSIONS_PORT', 2465),
+    imapPort: int(env, 'MAILMUX_IMAP_PORT', 1143),
+    imapsPort: int(env, 'MAILMUX_IMAPS_PORT', 1993),
+    hostname: (env.MAILMUX_HOSTNAME || systemHostname()).toLowerCase(),
+    publicUrl: (env.MAILMUX_PUBLIC_URL || `http://${urlHost}:${httpPort}`).replace(/\/+$/, ''),
+    defaultDomain,
+    dnsServers: (env.MAILMUX_DNS_SERVERS || '').split(',').map((s) => s.trim()).filter(Boolean),
+    logLevel: env.MAILMUX_LOG_LEVEL || 'info',
+    rateLimits: {
+      management: int(env, 'MAILMUX_RATE_LIMIT_MANAGEMENT', 600),
+      mailbox: int(env, 'MAILMUX_RATE_LIMIT_MAILBOX', 1800),
+      sending: int(env, 'MAILMUX_RATE_LIMIT_SENDING', 1800),
+      unauthenticated: int(env, 'MAILMUX_RATE_LIMIT_UNAUTHENTICATED', 300),
+      windowSeconds: Math.max(1, int(env, 'MAILMUX_RATE_LIMIT_WINDOW_SECONDS', 60)),
+    },
+    teamLimits: {
+      domains: int(env, 'MAILMUX_MAX_DOMAINS_PER_TEAM', 100),
+      mailboxes: int(env, 'MAILMUX_MAX_MAILBOXES_PER_TEAM', 1000),
+      keys: int(env, 'MAILMUX_MAX_KEYS_PER_TEAM', 2000),
+    },
+    bodyLimitBytes: int(env, 'MAILMUX_BODY_LIMIT_BYTES', 1048576),
+    verificationPrefix: 'mailmux',
+  };
+}
+
+/** The README's configuration table, generated from CONFIG_VARS (a test keeps the README in step). */
+export function describeConfig(): string {
+  const rows = CONFIG_VARS.map((v) => `| \`${v.name}\` | ${v.default} | ${v.description} |`);
+  return ['| variable | default | what it does |', '| --- | --- | --- |', ...rows].join('\n');
+}

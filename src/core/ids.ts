@@ -1,0 +1,56 @@
+// Public identifiers: a prefix and 24 lowercase alphanumerics (the Sending API's ^<prefix>_[a-z0-9]{24}$),
+// and the secret formats of API keys. Randomness comes from the CSPRNG with rejection sampling (no bias).
+import { randomBytes, createHash } from 'node:crypto';
+
+const LOWER = 'abcdefghijklmnopqrstuvwxyz0123456789';
+const MIXED = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+
+export function randomString(length: number, alphabet: string = LOWER): string {
+  const limit = 256 - (256 % alphabet.length);
+  let out = '';
+  while (out.length < length) {
+    const buf = randomBytes(length * 2);
+    for (const byte of buf) {
+      if (byte >= limit) continue;
+      out += alphabet[byte % alphabet.length];
+      if (out.length === length) break;
+    }
+  }
+  return out;
+}
+
+export const ID_PREFIXES = [
+  'team', 'mbx', 'mdom', 'smx', 'req', 'dprov', 'dgrp', 'dlog', 'ilog', 'whk', 'whda', 'evt', 'eml', 'att',
+  'upl', 'blob', 'attref', 'msg', 'thr', 'sub', 'id', 'quota', 'fld',
+] as const;
+export type IdPrefix = (typeof ID_PREFIXES)[number];
+
+export function newId(prefix: IdPrefix): string {
+  return `${prefix}_${randomString(24)}`;
+}
+
+export function hasPrefix(id: string, prefix: IdPrefix): boolean {
+  return id.startsWith(`${prefix}_`) && id.length > prefix.length + 1;
+}
+
+/** Secret kinds: root (team, Management API) and mailbox (Mailbox API, Sending API, SMTP, IMAP). */
+export const SECRET_PREFIX = { root: 'smx_root_', mailbox: 'smx_mbx_' } as const;
+export type SecretKind = keyof typeof SECRET_PREFIX;
+
+export function newSecret(kind: SecretKind): string {
+  return SECRET_PREFIX[kind] + randomString(40, MIXED);
+}
+
+/**
+ * API secrets are 238-bit random strings, so a single SHA-256 is the right storage hash: a slow
+ * password hash protects low-entropy secrets and would only add latency to every request here.
+ */
+export function hashSecret(secret: string): string {
+  return createHash('sha256').update(secret, 'utf8').digest('hex');
+}
+
+export function secretKindOf(secret: string): SecretKind | null {
+  if (secret.startsWith(SECRET_PREFIX.root)) return 'root';
+  if (secret.startsWith(SECRET_PREFIX.mailbox)) return 'mailbox';
+  return null;
+}

@@ -1,0 +1,110 @@
+// Mailboxes (spec tag Mailboxes): list, create, get, patch, delete, suspend, resume, availability,
+// and mailbox keys.
+import type { Principal } from '../../../services/credentials.ts';
+import { etagOf } from '../../../services/etag.ts';
+import { defineRoute, limitOf, type RouteDeps } from '../route.ts';
+
+type Root = Extract<Principal, { kind: 'root' }>;
+
+export function registerMailboxRoutes(deps: RouteDeps): void {
+  const mailboxes = deps.services.mailboxes;
+
+  defineRoute<Root>(deps, {
+    method: 'GET',
+    path: '/mailboxes',
+    surface: 'management',
+    handler: async ({ principal, query }) => {
+      const page = await mailboxes.list(principal.teamId, limitOf(query), query.cursor, query.include_deleted === 'true');
+      return { data: page.items, pagination: { has_more: page.hasMore, ...(page.nextCursor ? { next_cursor: page.nextCursor } : {}) } };
+    },
+  });
+
+  defineRoute<Root>(deps, {
+    method: 'POST',
+    path: '/mailboxes',
+    surface: 'management',
+    idempotent: true,
+    handler: async ({ principal, body }) => {
+      const result = await mailboxes.create(principal.teamId, body);
+      return { status: 201, data: result, headers: { Location: `/api/v1/mailboxes/${result.mailbox.id}` } };
+    },
+  });
+
+  defineRoute<Root>(deps, {
+    method: 'GET',
+    path: '/mailboxes/availability',
+    surface: 'management',
+    handler: async ({ principal, query }) => {
+      const r = await mailboxes.availability(principal.teamId, String(query.email));
+      return { data: { email: r.email, available: r.reason === 'available', reason: r.reason } };
+    },
+  });
+
+  defineRoute<Root>(deps, {
+    method: 'GET',
+    path: '/mailboxes/{public_id}',
+    surface: 'management',
+    handler: async ({ principal, params }) => {
+      const view = await mailboxes.get(principal.teamId, params.public_id ?? '');
+      return { data: view, etag: etagOf(view) };
+    },
+  });
+
+  defineRoute<Root>(deps, {
+    method: 'PATCH',
+    path: '/mailboxes/{public_id}',
+    surface: 'management',
+    handler: async ({ principal, params, body, checkIfMatch }) => {
+      const current = await mailboxes.get(principal.teamId, params.public_id ?? '');
+      checkIfMatch(etagOf(current));
+      const view = await mailboxes.patch(principal.teamId, current.id, body);
+      return { data: view, etag: etagOf(view) };
+    },
+  });
+
+  defineRoute<Root>(deps, {
+    method: 'DELETE',
+    path: '/mailboxes/{public_id}',
+    surface: 'management',
+    handler: async ({ principal, params }) => {
+      const id = params.public_id ?? '';
+      await mailboxes.delete(principal.teamId, id);
+      return { data: { deleted: true, id } };
+    },
+  });
+
+  for (const action of ['suspend', 'resume'] as const) {
+    defineRoute<Root>(deps, {
+      method: 'POST',
+      path: `/mailboxes/{public_id}/${action}`,
+      surface: 'management',
+      idempotent: true,
+      handler: async ({ principal, params }) => {
+        const view = await mailboxes[action](principal.teamId, params.public_id ?? '');
+        return { data: view, etag: etagOf(view) };
+      },
+    });
+  }
+
+  defineRoute<Root>(deps, {
+    method: 'POST',
+    path: '/mailboxes/{public_id}/keys',
+    surface: 'management',
+    idempotent: true,
+    handler: async ({ principal, params, body }) => {
+      const id = params.public_id ?? '';
+      const credential = await mailboxes.createKey(principal.teamId, id, body.app_name);
+      return { status: 201, data: { credential }, headers: { Location: `/api/v1/mailboxes/${id}/keys/${credential.public_id}` } };
+    },
+  });
+
+  defineRoute<Root>(deps, {
+    method: 'DELETE',
+    path: '/mailboxes/{public_id}/keys/{key_id}',
+    surface: 'management',
+    handler: async ({ principal, params }) => {
+      await mailboxes.revokeKey(principal.teamId, params.public_id ?? '', params.key_id ?? '');
+      return { data: { deleted: true, id: params.key_id } };
+    },
+  });
+}

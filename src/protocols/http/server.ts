@@ -1,0 +1,80 @@
+// The HTTP server: Fastify with the spec's envelope on every answer, X-Request-Id and
+// Cache-Control on every response, and the operation routes under /api/v1.
+import Fastify, { type FastifyInstance } from 'fastify';
+import { AppError } from '../../core/errors.ts';
+import { randomString } from '../../core/ids.ts';
+import type { Services } from '../../services/index.ts';
+import { Contract, loadSpec } from './contract.ts';
+import { errorBody } from './errors.ts';
+import { RateLimiter } from './rate-limit.ts';
+import { sendError, type RouteDeps } from './route.ts';
+import { registerDomainRoutes } from './routes/domains.ts';
+import { registerMailboxRoutes } from './routes/mailboxes.ts';
+import { registerFilterRoutes } from './routes/filters.ts';
+
+export const API_BASE = '/api/v1';
+
+let appContract: Contract | null = null;
+/** Compiling the spec's schemas takes a moment; every server in the process shares one contract. */
+export function appSpecContract(): Contract {
+  appContract ??= new Contract(loadSpec('openapi-app.json'), 'app');
+  return appContract;
+}
+
+export async function buildHttpServer(services: Services): Promise<FastifyInstance> {
+  const config = services.config;
+  const app = Fastify({
+    logger: false,
+    bodyLimit: config.bodyLimitBytes,
+    genReqId: () => `req_${randomString(24)}`,
+    requestIdHeader: false,
+    routerOptions: { ignoreTrailingSlash: true },
+    trustProxy: false,
+  });
+
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('X-Request-Id', req.id);
+    reply.header('Cache-Control', 'no-store');
+  });
+
+  // JSON bodies: an empty body is "no body"; invalid JSON is a 400 in the spec's envelope.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(['application/json', 'application/*+json'], { parseAs: 'string' }, (_req, text, done) => {
+    const s = String(text);
+    if (s.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(s));
+    } catch {
+      done(new AppError('invalid_parameter', 'Request body is not valid JSON'), undefined);
+    }
+  });
+  // Anything else arrives as bytes; JSON routes refuse it, upload routes take it.
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+
+  app.setErrorHandler((err, req, reply) => {
+    if (err instanceof AppError) return sendError(reply, req.id, err);
+    const code = (err as { code?: string }).code;
+    if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') return sendError(reply, req.id, new AppError('payload_too_large', `Request body exceeds ${config.bodyLimitBytes} bytes`));
+    if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return sendError(reply, req.id, new AppError('invalid_parameter', 'Unsupported Content-Type'));
+    if (code?.startsWith('FST_ERR_CTP') || (err as { statusCode?: number }).statusCode === 400) {
+      return sendError(reply, req.id, new AppError('invalid_parameter', 'Malformed request'));
+    }
+    services.log.error({ event: 'http.internal_error', request_id: req.id, method: req.method, route: req.routeOptions.url, err: { message: (err as Error).message, stack: (err as Error).stack } });
+    return reply.code(500).type('application/json').send(errorBody(req.id, 'internal_error', 'Internal server error'));
+  });
+
+  app.setNotFoundHandler((req, reply) => reply.code(404).type('application/json').send(errorBody(req.id, 'not_found', `No route ${req.method} ${req.url.split('?')[0]}`)));
+
+  const deps: RouteDeps = {
+    app,
+    contract: appSpecContract(),
+    services,
+    limiter: new RateLimiter(config.rateLimits.windowSeconds, () => services.clock.now()),
+    basePath: API_BASE,
+    rateLimits: config.rateLimits,
+  };
+  registerDomainRoutes(deps);
+  registerFilterRoutes(deps);
+  registerMailboxRoutes(deps);
+  return app;
+}

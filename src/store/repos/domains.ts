@@ -1,0 +1,72 @@
+// Domains: a team's custom domains and the configured default domain (team_id null).
+import type { DomainsTable } from '../schema.ts';
+import type { ListQuery, RepoContext } from './common.ts';
+import { ChangesRepo } from './changes.ts';
+
+export type DomainRow = DomainsTable;
+
+export class DomainsRepo {
+  private readonly changes: ChangesRepo;
+  private readonly ctx: RepoContext;
+  constructor(ctx: RepoContext) {
+    this.ctx = ctx;
+    this.changes = new ChangesRepo(ctx);
+  }
+
+  async insert(row: DomainRow): Promise<void> {
+    await this.ctx.db.insertInto('domains').values(row).execute();
+    await this.changes.append({ teamId: row.team_id, type: 'domain', objectId: row.id, kind: 'created' });
+  }
+
+  async get(id: string): Promise<DomainRow | undefined> {
+    return this.ctx.db.selectFrom('domains').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  async byName(domain: string): Promise<DomainRow | undefined> {
+    return this.ctx.db.selectFrom('domains').selectAll().where('domain', '=', domain).executeTakeFirst();
+  }
+
+  async listAllCustom(): Promise<DomainRow[]> {
+    return this.ctx.db.selectFrom('domains').selectAll().where('team_id', 'is not', null).where('deleting', '=', 0).execute();
+  }
+
+  async countForTeam(teamId: string): Promise<number> {
+    const r = await this.ctx.db
+      .selectFrom('domains')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('team_id', '=', teamId)
+      .executeTakeFirstOrThrow();
+    return Number(r.n);
+  }
+
+  /** Newest first (created_at desc, id desc). */
+  async listForTeam(teamId: string, q: ListQuery): Promise<DomainRow[]> {
+    let query = this.ctx.db
+      .selectFrom('domains')
+      .selectAll()
+      .where('team_id', '=', teamId)
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(q.limit + 1);
+    if (q.after) {
+      const after = q.after;
+      query = query.where((eb) =>
+        eb.or([eb('created_at', '<', String(after.v)), eb.and([eb('created_at', '=', String(after.v)), eb('id', '<', after.id)])]),
+      );
+    }
+    return query.execute();
+  }
+
+  async update(id: string, patch: Partial<Omit<DomainRow, 'id' | 'team_id' | 'created_at'>>): Promise<void> {
+    const row = await this.get(id);
+    await this.ctx.db.updateTable('domains').set(patch).where('id', '=', id).execute();
+    await this.changes.append({ teamId: row?.team_id ?? null, type: 'domain', objectId: id, kind: 'updated' });
+  }
+
+  async delete(id: string): Promise<void> {
+    const row = await this.get(id);
+    await this.ctx.db.deleteFrom('filter_sets').where('owner_kind', '=', 'domain').where('owner_id', '=', id).execute();
+    await this.ctx.db.deleteFrom('domains').where('id', '=', id).execute();
+    await this.changes.append({ teamId: row?.team_id ?? null, type: 'domain', objectId: id, kind: 'destroyed' });
+  }
+}

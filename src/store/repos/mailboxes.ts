@@ -1,0 +1,94 @@
+// Mailboxes. A deleted mailbox keeps its row (status 'deleted') for audit; its address is free once
+// its data has been purged (cleanup_pending = 0).
+import type { MailboxesTable } from '../schema.ts';
+import type { ListQuery, RepoContext } from './common.ts';
+import { ChangesRepo } from './changes.ts';
+
+export type MailboxRow = MailboxesTable;
+
+export class MailboxesRepo {
+  private readonly changes: ChangesRepo;
+  private readonly ctx: RepoContext;
+  constructor(ctx: RepoContext) {
+    this.ctx = ctx;
+    this.changes = new ChangesRepo(ctx);
+  }
+
+  async insert(row: MailboxRow): Promise<void> {
+    await this.ctx.db.insertInto('mailboxes').values(row).execute();
+    await this.changes.append({ teamId: row.team_id, mailboxId: row.id, type: 'mailbox', objectId: row.id, kind: 'created' });
+  }
+
+  async get(id: string): Promise<MailboxRow | undefined> {
+    return this.ctx.db.selectFrom('mailboxes').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  /** The live (not deleted) mailbox with this address. */
+  async liveByEmail(email: string): Promise<MailboxRow | undefined> {
+    return this.ctx.db.selectFrom('mailboxes').selectAll().where('email', '=', email).where('status', '<>', 'deleted').executeTakeFirst();
+  }
+
+  /** A deleted mailbox with this address whose data is still being purged. */
+  async pendingCleanupByEmail(email: string): Promise<MailboxRow | undefined> {
+    return this.ctx.db.selectFrom('mailboxes').selectAll().where('email', '=', email).where('status', '=', 'deleted').where('cleanup_pending', '=', 1).executeTakeFirst();
+  }
+
+  async listPendingCleanup(): Promise<MailboxRow[]> {
+    return this.ctx.db.selectFrom('mailboxes').selectAll().where('cleanup_pending', '=', 1).execute();
+  }
+
+  async countLiveForTeam(teamId: string): Promise<number> {
+    const r = await this.ctx.db
+      .selectFrom('mailboxes')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('team_id', '=', teamId)
+      .where('status', '<>', 'deleted')
+      .executeTakeFirstOrThrow();
+    return Number(r.n);
+  }
+
+  async countActiveForDomain(domainId: string): Promise<number> {
+    const r = await this.ctx.db
+      .selectFrom('mailboxes')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('domain_id', '=', domainId)
+      .where('status', '=', 'active')
+      .executeTakeFirstOrThrow();
+    return Number(r.n);
+  }
+
+  async countLiveForDomain(domainId: string): Promise<number> {
+    const r = await this.ctx.db
+      .selectFrom('mailboxes')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('domain_id', '=', domainId)
+      .where('status', '<>', 'deleted')
+      .executeTakeFirstOrThrow();
+    return Number(r.n);
+  }
+
+  /** Newest first (created_at desc, id desc). */
+  async listForTeam(teamId: string, q: ListQuery & { includeDeleted: boolean }): Promise<MailboxRow[]> {
+    let query = this.ctx.db
+      .selectFrom('mailboxes')
+      .selectAll()
+      .where('team_id', '=', teamId)
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(q.limit + 1);
+    if (!q.includeDeleted) query = query.where('status', '<>', 'deleted');
+    if (q.after) {
+      const after = q.after;
+      query = query.where((eb) =>
+        eb.or([eb('created_at', '<', String(after.v)), eb.and([eb('created_at', '=', String(after.v)), eb('id', '<', after.id)])]),
+      );
+    }
+    return query.execute();
+  }
+
+  async update(id: string, patch: Partial<Omit<MailboxRow, 'id' | 'team_id' | 'created_at'>>): Promise<void> {
+    const row = await this.get(id);
+    await this.ctx.db.updateTable('mailboxes').set(patch).where('id', '=', id).execute();
+    await this.changes.append({ teamId: row?.team_id ?? null, mailboxId: id, type: 'mailbox', objectId: id, kind: 'updated' });
+  }
+}
