@@ -5,16 +5,25 @@ import { randomBytes, createHash } from 'node:crypto';
 const LOWER = 'abcdefghijklmnopqrstuvwxyz0123456789';
 const MIXED = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 
+/** CSPRNG bytes drawn in blocks: one getrandom per 4 KiB instead of one per id (ids are made per request). */
+const POOL_SIZE = 4096;
+let pool = Buffer.alloc(0);
+let poolAt = 0;
+
+function randomByte(): number {
+  if (poolAt >= pool.length) {
+    pool = randomBytes(POOL_SIZE);
+    poolAt = 0;
+  }
+  return pool[poolAt++]!;
+}
+
 export function randomString(length: number, alphabet: string = LOWER): string {
   const limit = 256 - (256 % alphabet.length);
   let out = '';
   while (out.length < length) {
-    const buf = randomBytes(length * 2);
-    for (const byte of buf) {
-      if (byte >= limit) continue;
-      out += alphabet[byte % alphabet.length];
-      if (out.length === length) break;
-    }
+    const byte = randomByte();
+    if (byte < limit) out += alphabet[byte % alphabet.length];
   }
   return out;
 }

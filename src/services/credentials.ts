@@ -14,11 +14,17 @@ export class CredentialsService {
     this.ctx = ctx;
   }
 
-  /** Returns the principal for a secret, or null when it is unknown, revoked or its mailbox is not active. */
+  /**
+   * Returns the principal for a secret, or null when it is unknown, revoked or its mailbox is not
+   * active. No cache: a revocation by any process (the CLI, another server) holds at once.
+   */
   async authenticate(secret: string): Promise<Principal | null> {
     const kind = secretKindOf(secret);
     if (kind === null || secret.length > 200) return null;
-    const hash = hashSecret(secret);
+    return this.lookup(hashSecret(secret), kind);
+  }
+
+  private async lookup(hash: string, kind: 'root' | 'mailbox'): Promise<Principal | null> {
     const row = await this.ctx.store.keys.byHash(hash);
     // The lookup is by hash; compare again in constant time so no timing tells how much matched.
     if (!row || !timingSafeEqual(Buffer.from(row.secret_hash, 'hex'), Buffer.from(hash, 'hex'))) return null;

@@ -60,8 +60,10 @@ export class FsBlobStore implements BlobStore {
   }
 
   async has(sha256: string): Promise<boolean> {
+    // Outside the try: a malformed address is refused, not reported as absent.
+    const { file } = this.pathOf(sha256);
     try {
-      await stat(this.pathOf(sha256).file);
+      await stat(file);
       return true;
     } catch {
       return false;

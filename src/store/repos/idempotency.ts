@@ -1,7 +1,7 @@
 // Idempotency records: claimed before the handler runs (state in_flight), completed with the
 // response it produced. The primary key (scope, key) makes the claim atomic on both backends.
 import type { IdempotencyTable } from '../schema.ts';
-import { isUniqueViolation, type RepoContext } from './common.ts';
+import type { RepoContext } from './common.ts';
 
 export type IdempotencyRow = IdempotencyTable;
 
@@ -19,12 +19,14 @@ export class IdempotencyRepo {
       .where('key', '=', row.key)
       .where('expires_at', '<=', row.created_at)
       .execute();
-    try {
-      await this.ctx.db.insertInto('idempotency_keys').values(row).execute();
-      return null;
-    } catch (err) {
-      if (!isUniqueViolation(err)) throw err;
-    }
+    // ON CONFLICT rather than catching the unique violation: on PostgreSQL a failed statement
+    // aborts the surrounding transaction, and a claim may run inside one.
+    const inserted = await this.ctx.db
+      .insertInto('idempotency_keys')
+      .values(row)
+      .onConflict((oc) => oc.columns(['scope', 'key']).doNothing())
+      .executeTakeFirst();
+    if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 1) return null;
     const existing = await this.ctx.db
       .selectFrom('idempotency_keys')
       .selectAll()

@@ -6,6 +6,8 @@ import { defineRoute, limitOf, type RouteDeps } from '../route.ts';
 
 type Root = Extract<Principal, { kind: 'root' }>;
 
+const CREDENTIAL_REPLAY_WARNING = 'Replayed request: the credential was shown once, in the original response. Create a new key with POST /mailboxes/{id}/keys if it was lost.';
+
 export function registerMailboxRoutes(deps: RouteDeps): void {
   const mailboxes = deps.services.mailboxes;
 
@@ -24,6 +26,7 @@ export function registerMailboxRoutes(deps: RouteDeps): void {
     path: '/mailboxes',
     surface: 'management',
     idempotent: true,
+    redactForReplay: (data) => ({ ...data, credential: null, warning: CREDENTIAL_REPLAY_WARNING }),
     handler: async ({ principal, body }) => {
       const result = await mailboxes.create(principal.teamId, body);
       return { status: 201, data: result, headers: { Location: `/api/v1/mailboxes/${result.mailbox.id}` } };
@@ -91,6 +94,7 @@ export function registerMailboxRoutes(deps: RouteDeps): void {
     path: '/mailboxes/{public_id}/keys',
     surface: 'management',
     idempotent: true,
+    redactForReplay: () => ({ credential: null }),
     handler: async ({ principal, params, body }) => {
       const id = params.public_id ?? '';
       const credential = await mailboxes.createKey(principal.teamId, id, body.app_name);
