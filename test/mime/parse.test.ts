@@ -1,0 +1,58 @@
+// Golden tests for parseMessage on ordinary mail: test/fixtures/eml/<name>.eml against <name>.json
+// (key fields, IMAP envelope, BODYSTRUCTURE and offsets, plus hand-written raw slices per section).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { parseMessage } from '../../src/mime/parse.ts';
+import { threadKeys } from '../../src/mime/threading.ts';
+import { PARSE_FIXTURES, assertSlices, assertStructureInvariants, assertSubset } from './mime-golden.ts';
+import type { Slices } from './mime-golden.ts';
+
+const dir = new URL('../fixtures/eml/', import.meta.url);
+const names = PARSE_FIXTURES;
+
+for (const name of names) {
+  test(`golden: ${name}`, async () => {
+    const raw = readFileSync(new URL(`${name}.eml`, dir));
+    const { slices, ...golden } = JSON.parse(readFileSync(new URL(`${name}.json`, dir), 'utf8')) as { slices?: Slices } & Record<string, unknown>;
+    const started = performance.now();
+    const parsed = await parseMessage(raw);
+    assert.ok(performance.now() - started < 2000, 'parses quickly');
+    assertSubset(parsed, golden);
+    assert.equal(parsed.size_bytes, raw.length);
+    assertStructureInvariants(raw, parsed);
+    assert.ok(slices && Object.keys(slices).length > 0, 'golden lists raw slices');
+    assertSlices(raw, parsed, slices);
+  });
+}
+
+test('headers keep order and raw unfolded values', async () => {
+  const parsed = await parseMessage(readFileSync(new URL('simple-text.eml', dir)));
+  assert.deepEqual(parsed.headers.slice(0, 3), [
+    { name: 'Return-Path', value: '<ann@example.com>' },
+    { name: 'Received', value: 'from mail.example.com (mail.example.com [192.0.2.10])\tby mx.example.org with ESMTPS id 4F2A1C0001\tfor <bob@example.org>; Mon, 03 Mar 2025 09:15:02 +0000' },
+    { name: 'From', value: 'Ann Example <ann@example.com>' },
+  ]);
+  const encoded = await parseMessage(readFileSync(new URL('encoded-words.eml', dir)));
+  assert.equal(encoded.headers.find((h) => h.name === 'Subject')?.value, '=?UTF-8?B?UmU6IMOcYmVyc2ljaHQg8J+Tiw==?= =?UTF-8?Q?_und_mehr?=');
+});
+
+test('the references chain yields thread keys, parent first', async () => {
+  const parsed = await parseMessage(readFileSync(new URL('references-chain.eml', dir)));
+  assert.deepEqual(threadKeys(parsed), {
+    message_ids: ['msg-3@example.com', 'msg-2@example.org', 'msg-1@example.com'],
+    subject_key: 'q3 planning',
+    is_reply_or_forward: true,
+  });
+});
+
+test('a top-level message/rfc822 body is numbered 1, its parts 1.1 ...', async () => {
+  const inner = 'From: a@example.com\r\nSubject: inner\r\nContent-Type: multipart/mixed; boundary=i\r\n\r\n--i\r\n\r\none\r\n--i\r\n\r\ntwo\r\n--i--\r\n';
+  const raw = Buffer.from(`From: b@example.com\r\nSubject: outer\r\nContent-Type: message/rfc822\r\n\r\n${inner}`);
+  const parsed = await parseMessage(raw);
+  assert.deepEqual(parsed.imap.parts.map((p) => p.section), ['', '1', '1.1', '1.2']);
+  assertStructureInvariants(raw, parsed);
+  const one = parsed.imap.parts.find((p) => p.section === '1');
+  assert.equal(raw.subarray(one?.body_start, one?.message_body_start ?? 0).toString(), inner.slice(0, inner.indexOf('--i')));
+  assert.equal(parsed.attachments[0]?.content_type, 'message/rfc822');
+});
