@@ -6,12 +6,16 @@ import type { Config } from '../config/config.ts';
 import { openStore, type Store } from '../store/index.ts';
 import { createServices, type Services } from '../services/index.ts';
 import type { Logger } from '../services/context.ts';
+import type { IssuedKey } from '../services/teams.ts';
 import { MaintenanceWorker } from '../workers/maintenance.ts';
 import { buildHttpServer } from '../protocols/http/server.ts';
+import { startInboundSmtp, type InboundSmtp } from '../protocols/smtp/inbound.ts';
 
 export interface RunningMailmux {
   services: Services;
   httpUrl: string;
+  /** The inbound SMTP (MX) port actually bound. */
+  smtpPort: number;
   /** Set when this start created the first team: the root key, shown once. */
   initialRootKey: string | null;
   close(): Promise<void>;
@@ -28,7 +32,7 @@ export async function openServices(config: Config, opts: { log?: Logger; clock?:
   const kick = { fn: (): void => undefined };
   const services = createServices(
     { store, config, clock, log: opts.log ?? createLogger(config) },
-    { mailboxes: { onDeleted: () => kick.fn() } },
+    { onMailboxDeleted: () => kick.fn() },
   );
   if (opts.maintenance) kick.fn = () => opts.maintenance?.kick();
   return { store, services };
@@ -37,24 +41,43 @@ export async function openServices(config: Config, opts: { log?: Logger; clock?:
 export async function startMailmux(config: Config, opts: { log?: Logger; clock?: Clock; pgSchema?: string } = {}): Promise<RunningMailmux> {
   const relay = { kick: (): void => undefined };
   const { store, services } = await openServices(config, { ...opts, maintenance: relay });
-  const issued = await services.teams.bootstrap();
-  await services.domains.ensureDefaultDomain();
-
   const maintenance = new MaintenanceWorker(services);
   relay.kick = () => maintenance.kick();
-  maintenance.start();
-
   const http = await buildHttpServer(services);
-  await http.listen({ host: config.listenHost, port: config.httpPort });
+  let issued: IssuedKey | null;
+  let smtp: InboundSmtp | null = null;
+  try {
+    await services.domains.ensureDefaultDomain();
+    await http.listen({ host: config.listenHost, port: config.httpPort });
+    smtp = await startInboundSmtp(services);
+    // Only once the API is reachable: the first root key is shown once, so a start that fails
+    // (a busy port) must not mint it. On a first start no key exists before this, so early
+    // requests get 401.
+    issued = await services.teams.bootstrap();
+    maintenance.start();
+  } catch (err) {
+    // Release everything, or an open database pool would keep a failed process alive.
+    await maintenance.stop();
+    await smtp?.close();
+    await http.close();
+    await store.close();
+    throw err;
+  }
   const addr = http.server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   services.log.info({ event: 'http.listening', address: addr.address, port: addr.port });
+  // With MAILMUX_HTTP_PORT=0 the configured public URL names port 0; links must name the bound one.
+  if (/:0$/.test(config.publicUrl)) config.publicUrl = config.publicUrl.replace(/:0$/, `:${addr.port}`);
 
+  const inbound = smtp;
   return {
     services,
     httpUrl: `http://${host}:${addr.port}`,
+    smtpPort: inbound.port,
     initialRootKey: issued?.secret ?? null,
     async close() {
+      // Inbound SMTP first: messages in DATA may still need the store.
+      await inbound.close();
       await http.close();
       await maintenance.stop();
       await store.close();

@@ -20,7 +20,8 @@ async function serve(): Promise<void> {
     `  REST API        ${running.httpUrl}/api/v1   (public URL ${config.publicUrl}/api/v1)`,
     `  Default domain  ${config.defaultDomain}`,
     `  Storage         ${config.databaseUrl ? 'PostgreSQL' : `SQLite in ${config.dataDir}`}`,
-    `  Ports           http ${config.httpPort} · smtp ${config.smtpPort} · submission ${config.submissionPort}/${config.submissionsPort} · imap ${config.imapPort}/${config.imapsPort}`,
+    // The bound port, which differs from the configured one when that is 0 (any free port).
+    `  Ports           http ${running.httpUrl.slice(running.httpUrl.lastIndexOf(':') + 1)} · smtp ${running.smtpPort} · submission ${config.submissionPort}/${config.submissionsPort} · imap ${config.imapPort}/${config.imapsPort}`,
   ];
   if (running.initialRootKey) {
     lines.push('', '  Root API key (shown once, store it now):', `    ${running.initialRootKey}`);
@@ -41,17 +42,38 @@ async function serve(): Promise<void> {
   process.on('SIGTERM', () => shutdown('SIGTERM'));
 }
 
+/** The key command and its arguments, or null for bad usage (checked before the store is opened). */
+function parseKeys(args: string[]): { command: 'create-root' | 'list-root' | 'revoke-root'; name: string | null; id: string } | null {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options: { name: { type: 'string' } }, allowPositionals: true, strict: true });
+  } catch {
+    return null; // unknown option or --name without a value
+  }
+  const [command, id, ...extra] = parsed.positionals;
+  const name = parsed.values.name ?? null;
+  if (extra.length > 0) return null;
+  if (command === 'create-root' && id === undefined) return { command, name, id: '' };
+  if (command === 'list-root' && id === undefined && name === null) return { command, name, id: '' };
+  if (command === 'revoke-root' && id !== undefined && name === null) return { command, name, id };
+  return null;
+}
+
 async function keys(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: { name: { type: 'string' } }, allowPositionals: true });
+  const cmd = parseKeys(args);
+  if (!cmd) {
+    process.stderr.write(`${USAGE}\n`);
+    return 2;
+  }
   const config = loadConfig();
   const { store, services } = await openServices(config, { log: silentLogger });
   try {
     await services.teams.bootstrap().then((k) => {
       if (k) process.stderr.write(`created the first team; its initial root key is ${k.secret}\n`);
     });
-    switch (positionals[0]) {
+    switch (cmd.command) {
       case 'create-root': {
-        const key = await services.teams.createRootKey(values.name ?? null);
+        const key = await services.teams.createRootKey(cmd.name);
         process.stdout.write(`${key.secret}\n`);
         process.stderr.write(`root key ${key.id} created for team ${key.teamId}; the secret above is shown once\n`);
         return 0;
@@ -63,15 +85,11 @@ async function keys(args: string[]): Promise<number> {
         return 0;
       }
       case 'revoke-root': {
-        const id = positionals[1];
-        if (!id) break;
-        await services.teams.revokeRootKey(id);
-        process.stdout.write(`revoked ${id}\n`);
+        await services.teams.revokeRootKey(cmd.id);
+        process.stdout.write(`revoked ${cmd.id}\n`);
         return 0;
       }
     }
-    process.stderr.write(`${USAGE}\n`);
-    return 2;
   } finally {
     await store.close();
   }

@@ -22,6 +22,21 @@ export interface Config {
   teamLimits: { domains: number; mailboxes: number; keys: number };
   bodyLimitBytes: number;
   verificationPrefix: string;
+  /** Inbound SMTP (MX) policy. */
+  smtp: {
+    maxMessageBytes: number;
+    maxRecipients: number;
+    maxCommands: number;
+    maxConnections: number;
+    idleTimeoutSeconds: number;
+    /** Over-quota answer at RCPT: 452 4.2.2 (temporary, the sender retries) or 552 5.2.2 (permanent). */
+    quotaReply: 'temporary' | 'permanent';
+  };
+  /** PEM files for STARTTLS (SMTP, later IMAP); both null means a self-signed pair in the data folder. */
+  tlsCertFile: string | null;
+  tlsKeyFile: string | null;
+  spamThreshold: number;
+  rspamdUrl: string | null;
 }
 
 interface VarSpec {
@@ -54,6 +69,16 @@ export const CONFIG_VARS: readonly VarSpec[] = [
   { name: 'MAILMUX_MAX_MAILBOXES_PER_TEAM', default: '1000', description: 'Mailboxes (not deleted) a team may hold' },
   { name: 'MAILMUX_MAX_KEYS_PER_TEAM', default: '2000', description: 'Active mailbox keys a team may hold' },
   { name: 'MAILMUX_BODY_LIMIT_BYTES', default: '1048576', description: 'Largest JSON request body on Management routes (413 beyond)' },
+  { name: 'MAILMUX_SMTP_MAX_MESSAGE_BYTES', default: '26214400', description: 'Largest inbound message (advertised with SIZE; 552 5.3.4 beyond)' },
+  { name: 'MAILMUX_SMTP_MAX_RECIPIENTS', default: '100', description: 'Recipients per inbound message (452 4.5.3 beyond; RFC 5321 asks for at least 100)' },
+  { name: 'MAILMUX_SMTP_MAX_COMMANDS', default: '1000', description: 'Commands per inbound SMTP session before 421 and disconnect' },
+  { name: 'MAILMUX_SMTP_MAX_CONNECTIONS', default: '100', description: 'Concurrent inbound SMTP connections (421 beyond); each may hold one message of up to the size limit in memory' },
+  { name: 'MAILMUX_SMTP_IDLE_TIMEOUT_SECONDS', default: '300', description: 'Inbound SMTP idle time before the server hangs up (RFC 5321 server timeout: 5 minutes)' },
+  { name: 'MAILMUX_SMTP_QUOTA_REPLY', default: 'temporary', description: 'Over-quota answer at RCPT: `temporary` (452 4.2.2, the sender retries) or `permanent` (552 5.2.2)' },
+  { name: 'MAILMUX_TLS_CERT_FILE', default: '(unset: self-signed, made on first start)', description: 'PEM certificate chain for STARTTLS; set together with MAILMUX_TLS_KEY_FILE' },
+  { name: 'MAILMUX_TLS_KEY_FILE', default: '(unset: self-signed, made on first start)', description: 'PEM private key for STARTTLS; the self-signed pair is kept in `<data dir>/tls/`' },
+  { name: 'MAILMUX_SPAM_THRESHOLD', default: '5', description: 'Built-in spam score at or above which inbound mail goes to the spam folder (rules in src/services/mail/spam.ts)' },
+  { name: 'MAILMUX_RSPAMD_URL', default: '(unset: built-in score only)', description: 'rspamd normal worker, e.g. http://127.0.0.1:11333; its /checkv2 score and action replace the built-in score' },
 ];
 
 function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -61,6 +86,37 @@ function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
   if (!Number.isInteger(value) || value < 0) throw new Error(`${name} must be a non-negative integer, got "${raw}"`);
+  return value;
+}
+
+/** A non-negative decimal number (thresholds, which may be fractional). */
+function num(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a non-negative number, got "${raw}"`);
+  return value;
+}
+
+function oneOf<T extends string>(env: NodeJS.ProcessEnv, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) throw new Error(`${name} must be one of ${allowed.join(', ')}, got "${raw}"`);
+  return raw as T;
+}
+
+/** Both TLS files or neither: a certificate without its key (or the reverse) is a configuration mistake, not a fallback. */
+function tlsFiles(env: NodeJS.ProcessEnv): { cert: string | null; key: string | null } {
+  const cert = env.MAILMUX_TLS_CERT_FILE || null;
+  const key = env.MAILMUX_TLS_KEY_FILE || null;
+  if ((cert === null) !== (key === null)) throw new Error('MAILMUX_TLS_CERT_FILE and MAILMUX_TLS_KEY_FILE must be set together');
+  return { cert: cert && resolve(cert), key: key && resolve(key) };
+}
+
+/** A positive integer: 0 would make the limit refuse everything. */
+function positive(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const value = int(env, name, fallback);
+  if (value === 0) throw new Error(`${name} must be at least 1`);
   return value;
 }
 
@@ -74,6 +130,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const httpPort = int(env, 'MAILMUX_HTTP_PORT', 8080);
   const urlHost = listenHost === '0.0.0.0' || listenHost === '::' ? 'localhost' : listenHost;
   const defaultDomain = (env.MAILMUX_DEFAULT_DOMAIN || 'mailmux.localhost').toLowerCase();
+  const tls = tlsFiles(env);
   return {
     dataDir: resolve(env.MAILMUX_DATA_DIR || './data'),
     databaseUrl: env.MAILMUX_DATABASE_URL || null,
@@ -103,6 +160,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     bodyLimitBytes: int(env, 'MAILMUX_BODY_LIMIT_BYTES', 1048576),
     verificationPrefix: 'mailmux',
+    smtp: {
+      maxMessageBytes: positive(env, 'MAILMUX_SMTP_MAX_MESSAGE_BYTES', 26214400),
+      maxRecipients: positive(env, 'MAILMUX_SMTP_MAX_RECIPIENTS', 100),
+      maxCommands: positive(env, 'MAILMUX_SMTP_MAX_COMMANDS', 1000),
+      maxConnections: positive(env, 'MAILMUX_SMTP_MAX_CONNECTIONS', 100),
+      idleTimeoutSeconds: positive(env, 'MAILMUX_SMTP_IDLE_TIMEOUT_SECONDS', 300),
+      quotaReply: oneOf(env, 'MAILMUX_SMTP_QUOTA_REPLY', ['temporary', 'permanent'] as const, 'temporary'),
+    },
+    tlsCertFile: tls.cert,
+    tlsKeyFile: tls.key,
+    spamThreshold: num(env, 'MAILMUX_SPAM_THRESHOLD', 5),
+    rspamdUrl: (env.MAILMUX_RSPAMD_URL || '').replace(/\/+$/, '') || null,
   };
 }
 

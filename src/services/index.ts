@@ -7,29 +7,57 @@ import { CredentialsService } from './credentials.ts';
 import { Dns } from './dns.ts';
 import { DomainsService } from './domains.ts';
 import { FiltersService } from './filters.ts';
-import { MailboxesService, type MailboxHooks } from './mailboxes.ts';
+import { MailboxesService } from './mailboxes.ts';
 import { TeamsService } from './teams.ts';
+import { FoldersService } from './mail/folders.ts';
+import { IngestService } from './mail/ingest.ts';
+import { MessagesService } from './mail/messages.ts';
+import { ThreadsService } from './mail/threads.ts';
+import { AccountService } from './mail/account.ts';
 
 export interface Services {
   store: Store;
   config: Config;
   clock: Clock;
   log: Logger;
+  dns: Dns;
   teams: TeamsService;
   credentials: CredentialsService;
   domains: DomainsService;
   mailboxes: MailboxesService;
   filters: FiltersService;
+  folders: FoldersService;
+  ingest: IngestService;
+  messages: MessagesService;
+  threads: ThreadsService;
+  account: AccountService;
 }
 
-export function createServices(ctx: ServiceContext, hooks: { mailboxes?: MailboxHooks } = {}): Services {
+export function createServices(ctx: ServiceContext, hooks: { onMailboxDeleted?: () => void } = {}): Services {
   const dns = new Dns(ctx.config.dnsServers);
+  const folders = new FoldersService(ctx);
+  const messages = new MessagesService(ctx, folders);
+  const account = new AccountService(ctx);
+  const mailboxes = new MailboxesService(ctx, {
+    ...(hooks.onMailboxDeleted ? { onDeleted: hooks.onMailboxDeleted } : {}),
+    provision: async (tx, mailbox) => {
+      await folders.createDefaults(tx, mailbox.id);
+      await account.createDefaultIdentity(tx, mailbox);
+    },
+    purgeData: (mailboxId) => messages.purgeMailbox(mailboxId),
+  });
   return {
     ...ctx,
+    dns,
     teams: new TeamsService(ctx),
     credentials: new CredentialsService(ctx),
     domains: new DomainsService(ctx, dns),
-    mailboxes: new MailboxesService(ctx, hooks.mailboxes),
+    mailboxes,
     filters: new FiltersService(ctx),
+    folders,
+    ingest: new IngestService(ctx),
+    messages,
+    threads: new ThreadsService(ctx, messages),
+    account,
   };
 }

@@ -68,8 +68,10 @@ export function mailboxView(row: MailboxRow): MailboxView {
 export interface MailboxHooks {
   /** Called after a delete commits so the data purge can start (the maintenance worker). */
   onDeleted?: () => void;
-  /** Purges a deleted mailbox's stored mail; later issues add messages, folders and blobs here. */
+  /** Purges a deleted mailbox's stored mail (messages, threads, folders, blobs no one else uses). */
   purgeData?: (mailboxId: string) => Promise<void>;
+  /** Creates what every mailbox starts with (folders, identity) inside the creation transaction. */
+  provision?: (tx: Repos, mailbox: MailboxRow) => Promise<void>;
 }
 
 export class MailboxesService {
@@ -219,6 +221,7 @@ export class MailboxesService {
       const credential = await this.ctx.store.transaction(async (tx) => {
         if ((await tx.mailboxes.countLiveForTeam(teamId)) >= limit) throw new AppError('limit_exceeded', `A team may hold at most ${limit} mailboxes`);
         await tx.mailboxes.insert(row);
+        await this.hooks.provision?.(tx, row);
         return this.insertKey(tx, row, 'initial credential');
       });
       this.ctx.log.info({ event: 'mailbox.created', mailbox_id: row.id, team_id: teamId });

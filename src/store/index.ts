@@ -3,7 +3,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import { Migrator } from 'kysely/migration';
 import pg from 'pg';
 import { systemClock, type Clock } from '../core/clock.ts';
@@ -20,6 +20,13 @@ import { DomainsRepo } from './repos/domains.ts';
 import { MailboxesRepo } from './repos/mailboxes.ts';
 import { FiltersRepo } from './repos/filters.ts';
 import { IdempotencyRepo } from './repos/idempotency.ts';
+import { FoldersRepo } from './repos/folders.ts';
+import { ThreadsRepo } from './repos/threads.ts';
+import { MessagesRepo } from './repos/messages.ts';
+import { MessageQuery } from './repos/message-query.ts';
+import { IdentitiesRepo } from './repos/identities.ts';
+import { IncomingLogsRepo } from './repos/incoming-logs.ts';
+import { SettingsRepo } from './repos/settings.ts';
 
 export type { Dialect } from './dialect.ts';
 export type { BlobStore, BlobRef } from './blobs/blob-store.ts';
@@ -29,6 +36,13 @@ export type { MailboxRow } from './repos/mailboxes.ts';
 export type { TeamRow, ApiKeyRow } from './repos/teams.ts';
 export type { FilterSetRow } from './repos/filters.ts';
 export type { IdempotencyRow } from './repos/idempotency.ts';
+export type { FolderRow } from './repos/folders.ts';
+export type { ThreadRow } from './repos/threads.ts';
+export type { MessageRow, MessageInsert } from './repos/messages.ts';
+export type { MessageFilter, MessageSort, SortBy } from './repos/message-query.ts';
+export { sortValue, searchWords, SORT_COLUMNS } from './repos/message-query.ts';
+export type { IdentityRow } from './repos/identities.ts';
+export type { IncomingLogRow, IncomingLogQuery } from './repos/incoming-logs.ts';
 
 export interface Repos {
   teams: TeamsRepo;
@@ -38,6 +52,13 @@ export interface Repos {
   filters: FiltersRepo;
   idempotency: IdempotencyRepo;
   changes: ChangesRepo;
+  folders: FoldersRepo;
+  threads: ThreadsRepo;
+  messages: MessagesRepo;
+  messageQuery: MessageQuery;
+  identities: IdentitiesRepo;
+  incomingLogs: IncomingLogsRepo;
+  settings: SettingsRepo;
 }
 
 export interface Store extends Repos {
@@ -67,6 +88,36 @@ function reposFor(ctx: RepoContext): Repos {
     filters: new FiltersRepo(ctx),
     idempotency: new IdempotencyRepo(ctx),
     changes: new ChangesRepo(ctx),
+    folders: new FoldersRepo(ctx),
+    threads: new ThreadsRepo(ctx),
+    messages: new MessagesRepo(ctx),
+    messageQuery: new MessageQuery(ctx),
+    identities: new IdentitiesRepo(ctx),
+    incomingLogs: new IncomingLogsRepo(ctx),
+    settings: new SettingsRepo(ctx),
+  };
+}
+
+/** Prepared statements kept per SQL text (Kysely prepares on every query; preparing costs more than running). */
+const STATEMENT_CACHE_MAX = 1000;
+
+/**
+ * better-sqlite3 with a statement cache in front of prepare(). Safe because Kysely runs one query
+ * at a time on the single connection and never leaves an iterator open (no streaming queries).
+ */
+function withStatementCache(file: SqliteDatabase.Database): { close(): void; prepare(sql: string): SqliteDatabase.Statement } {
+  const cache = new Map<string, SqliteDatabase.Statement>();
+  return {
+    close: () => file.close(),
+    prepare(sqlText: string) {
+      let stmt = cache.get(sqlText);
+      if (!stmt) {
+        stmt = file.prepare(sqlText);
+        if (cache.size >= STATEMENT_CACHE_MAX) cache.delete(cache.keys().next().value as string);
+        cache.set(sqlText, stmt);
+      }
+      return stmt;
+    },
   };
 }
 
@@ -96,15 +147,20 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     file.pragma('synchronous = FULL');
     file.pragma('busy_timeout = 5000');
     file.pragma('foreign_keys = ON');
-    db = new Kysely<Database>({ dialect: new SqliteDialect({ database: file }) });
+    db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(file) }) });
     blobs = new FsBlobStore(join(options.dataDir, 'blobs'));
   }
 
-  const migrator = new Migrator({ db, provider: migrationProvider(dialect) });
-  const { error } = await migrator.migrateToLatest();
-  if (error) {
+  try {
+    // Kysely looks for its migration tables in every schema of the database unless told which one:
+    // name ours, or a second Mailmux schema in the same database would skip creating them.
+    const migrationTableSchema = dialect === 'postgres' ? (await sql<{ s: string | null }>`select current_schema() as s`.execute(db)).rows[0]?.s : undefined;
+    const migrator = new Migrator({ db, provider: migrationProvider(dialect), ...(migrationTableSchema ? { migrationTableSchema } : {}) });
+    const { error } = await migrator.migrateToLatest();
+    if (error) throw error instanceof Error ? error : new Error(String(error));
+  } catch (err) {
     await db.destroy();
-    throw error instanceof Error ? error : new Error(String(error));
+    throw err;
   }
 
   const repos = reposFor({ db, clock, dialect });

@@ -94,6 +94,125 @@ export interface BlobsTable {
   data: Buffer;
 }
 
+export interface FoldersTable {
+  id: string;
+  mailbox_id: string;
+  name: string;
+  role: string | null;
+  parent_id: string | null;
+  sort_order: number | null;
+  next_uid: number;
+  uid_validity: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ThreadsTable {
+  id: string;
+  mailbox_id: string;
+  subject_key: string;
+  subject: string | null;
+  last_received_at: string;
+  created_at: string;
+}
+
+export interface MessagesTable {
+  id: string;
+  mailbox_id: string;
+  thread_id: string;
+  blob_sha256: string;
+  size_bytes: number;
+  received_at: string;
+  sent_at: string | null;
+  sent_sort: string;
+  subject: string | null;
+  subject_sort: string;
+  from_sort: string;
+  to_sort: string;
+  cc_text: string;
+  bcc_text: string;
+  /** "\nname: value\n…" lowercase, for header filters */
+  headers_text: string;
+  /** JSON {from, sender, to, cc, bcc, reply_to} */
+  addresses: string;
+  preview: string | null;
+  has_attachments: number;
+  /** JSON attachment parts */
+  attachments: string;
+  rfc_message_id: string | null;
+  in_reply_to: string | null;
+  /** JSON string[] */
+  references: string;
+  /** JSON [{name, value}] */
+  headers: string;
+  /** JSON {envelope, bodystructure, parts} */
+  imap: string;
+  text_body: string | null;
+  html_body: string | null;
+  is_spam: number;
+  spam_score: number | null;
+  auth_results: string | null;
+  /** JSON string[], lowercase, sorted */
+  keywords: string;
+  seen: number;
+  flagged: number;
+  answered: number;
+  draft: number;
+  modseq: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface MessageFoldersTable {
+  message_id: string;
+  folder_id: string;
+  mailbox_id: string;
+  uid: number;
+  received_at: string;
+  seen: number;
+}
+
+export interface MessageKeywordsTable {
+  message_id: string;
+  mailbox_id: string;
+  keyword: string;
+}
+
+export interface IdentitiesTable {
+  id: string;
+  mailbox_id: string;
+  name: string;
+  email: string;
+  reply_to: string;
+  bcc: string;
+  text_signature: string;
+  html_signature: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface IncomingLogsTable {
+  id: string;
+  team_id: string | null;
+  mailbox_id: string | null;
+  mailbox_email: string | null;
+  event_type: string;
+  is_spam: number;
+  status: 'accepted' | 'rejected';
+  reason: string | null;
+  from_email: string | null;
+  to_emails: string;
+  subject: string | null;
+  rfc_message_id: string | null;
+  size_bytes: number | null;
+  received_at: string;
+}
+
+export interface SettingsTable {
+  key: string;
+  value: string;
+}
+
 export interface Database {
   teams: TeamsTable;
   api_keys: ApiKeysTable;
@@ -103,4 +222,12 @@ export interface Database {
   idempotency_keys: IdempotencyTable;
   changes: ChangesTable;
   blobs: BlobsTable;
+  folders: FoldersTable;
+  threads: ThreadsTable;
+  messages: MessagesTable;
+  message_folders: MessageFoldersTable;
+  message_keywords: MessageKeywordsTable;
+  identities: IdentitiesTable;
+  incoming_logs: IncomingLogsTable;
+  settings: SettingsTable;
 }

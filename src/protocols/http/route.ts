@@ -15,7 +15,7 @@ import type { RateLimiter } from './rate-limit.ts';
 export type Surface = 'management' | 'mailbox' | 'sending';
 export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
-export interface HandlerContext<P extends Principal = Principal> {
+export interface HandlerContext<P extends Principal | null = Principal> {
   principal: P;
   params: Record<string, string>;
   query: Record<string, any>;
@@ -37,13 +37,23 @@ export interface HandlerResult {
   raw?: { contentType: string; body: string | Buffer };
 }
 
-export interface RouteDef<P extends Principal = Principal> {
+export interface RouteDef<P extends Principal | null = Principal> {
   method: Method;
   /** The spec's path template, e.g. /domains/{public_id}. */
   path: string;
   surface: Surface;
   /** Accepts Idempotency-Key (the spec lists which operations do). */
   idempotent?: boolean;
+  /**
+   * Lets a request without a bearer token through when it carries its own proof (a download_token
+   * query parameter); the handler must verify it. The principal is then null.
+   */
+  tokenAuth?: (query: Record<string, unknown>) => boolean;
+  /**
+   * What an Idempotency-Key replay may show again. Secrets are shown once: the stored copy drops
+   * them, so they never sit in the idempotency table and a replay does not reveal them twice.
+   */
+  redactForReplay?: (data: any) => unknown;
   /** Runs before contract validation: for the few semantic checks the spec wants as 422. */
   precheck?: (body: any) => void;
   handler: (ctx: HandlerContext<P>) => Promise<HandlerResult>;
@@ -95,7 +105,7 @@ export function sendError(reply: FastifyReply, requestId: string, err: AppError)
   return reply.code(status).type('application/json').send(errorBody(requestId, err.code, err.message, err.options));
 }
 
-export function defineRoute<P extends Principal>(deps: RouteDeps, def: RouteDef<P>): void {
+export function defineRoute<P extends Principal | null>(deps: RouteDeps, def: RouteDef<P>): void {
   const op = deps.contract.operation(def.method, def.path);
   const wantsJsonBody = op.validateBody !== null;
 
@@ -111,19 +121,31 @@ export function defineRoute<P extends Principal>(deps: RouteDeps, def: RouteDef<
       // Authentication and surface.
       const token = bearer(req);
       const principal = token ? await deps.services.credentials.authenticate(token) : null;
-      if (!principal) {
+      const viaToken = !token && def.tokenAuth !== undefined && def.tokenAuth(req.query as Record<string, unknown>);
+      if (!principal && !viaToken) {
         const d = deps.limiter.hit(`ip:${req.ip}`, deps.rateLimits.unauthenticated);
         setRateHeaders(reply, d);
         if (!d.allowed) fail('rate_limit_exceeded', 'Too many requests', { retryAfterSeconds: d.retryAfterSeconds });
         fail('authentication_required', token ? 'API key is invalid, revoked or its mailbox is not active' : 'Missing Authorization: Bearer <api key>');
       }
       const p = principal as Principal;
-      const decision = deps.limiter.hit(`key:${p.keyId}:${def.surface}`, deps.rateLimits[def.surface]);
-      setRateHeaders(reply, decision);
-      if (!decision.allowed) fail('rate_limit_exceeded', 'Rate limit exceeded', { retryAfterSeconds: decision.retryAfterSeconds });
-      if (def.surface === 'management' && p.kind !== 'root') fail('insufficient_permissions', 'Management API requires a root key (smx_root_…)');
-      if (def.surface === 'mailbox' && p.kind !== 'mailbox') fail('insufficient_permissions', 'Root key used on a mailbox-scoped endpoint; a mailbox API key is required');
-      if (def.surface === 'sending' && p.kind !== 'mailbox') fail('insufficient_permissions', 'The Sending API requires a mailbox key (smx_mbx_…)');
+      if (principal) {
+        const decision = deps.limiter.hit(`key:${p.keyId}:${def.surface}`, deps.rateLimits[def.surface]);
+        setRateHeaders(reply, decision);
+        if (!decision.allowed) fail('rate_limit_exceeded', 'Rate limit exceeded', { retryAfterSeconds: decision.retryAfterSeconds });
+        if (def.surface === 'management' && p.kind !== 'root') fail('insufficient_permissions', 'Management API requires a root key (smx_root_…)');
+        if (def.surface === 'mailbox' && p.kind !== 'mailbox') fail('insufficient_permissions', 'Root key used on a mailbox-scoped endpoint; a mailbox API key is required');
+        if (def.surface === 'sending' && p.kind !== 'mailbox') fail('insufficient_permissions', 'The Sending API requires a mailbox key (smx_mbx_…)');
+        // mailbox_id targeting: a mailbox key grants exactly one mailbox.
+        const target = (req.query as Record<string, unknown>).mailbox_id;
+        if (def.surface === 'mailbox' && p.kind === 'mailbox' && typeof target === 'string' && target !== '' && target !== p.mailboxId) {
+          fail('insufficient_permissions', 'mailbox_id is outside this credential\'s grant', { param: 'mailbox_id' });
+        }
+      } else {
+        const d = deps.limiter.hit(`ip:${req.ip}`, deps.rateLimits.unauthenticated);
+        setRateHeaders(reply, d);
+        if (!d.allowed) fail('rate_limit_exceeded', 'Too many requests', { retryAfterSeconds: d.retryAfterSeconds });
+      }
 
       // Contract validation.
       const query = { ...(req.query as Record<string, unknown>) };
@@ -156,7 +178,7 @@ export function defineRoute<P extends Principal>(deps: RouteDeps, def: RouteDef<
         const owner = p.kind === 'mailbox' && def.surface !== 'management' ? `mailbox:${p.mailboxId}` : `team:${p.teamId}`;
         const scope = `${owner}:${def.method} ${def.path}`;
         const fingerprint = createHash('sha256').update(`${def.method} ${req.url}\n${canonicalJson(body ?? null)}`).digest('hex');
-        const now = Date.now();
+        const now = deps.services.clock.now();
         const existing = await deps.services.store.idempotency.claim({
           scope,
           key: idemKey,
@@ -172,6 +194,9 @@ export function defineRoute<P extends Principal>(deps: RouteDeps, def: RouteDef<
           if (existing.state !== 'done' || existing.response === null) fail('idempotency_conflict', 'A request with this Idempotency-Key is still in progress; retry shortly');
           const stored = JSON.parse(existing.response as string) as StoredResponse;
           reply.header('Idempotent-Replayed', 'true');
+          // The replay is the original body, request id included; X-Request-Id must equal meta.request_id.
+          const originalId = (stored.body as { meta?: { request_id?: unknown } } | null)?.meta?.request_id;
+          if (typeof originalId === 'string') reply.header('X-Request-Id', originalId);
           for (const [k, v] of Object.entries(stored.headers)) reply.header(k, v);
           return reply.code(stored.status).type('application/json').send(stored.body);
         }
@@ -219,7 +244,10 @@ export function defineRoute<P extends Principal>(deps: RouteDeps, def: RouteDef<
       }
       const out: Record<string, unknown> = { ok: true, data: result.data ?? null, meta: { request_id: requestId, ...(result.meta ?? {}) } };
       if (result.pagination) out.pagination = result.pagination;
-      if (idem) await deps.services.store.idempotency.complete(idem.scope, idem.key, status, JSON.stringify({ status, body: out, headers }));
+      if (idem) {
+        const stored = def.redactForReplay ? { ...out, data: def.redactForReplay(out.data) } : out;
+        await deps.services.store.idempotency.complete(idem.scope, idem.key, status, JSON.stringify({ status, body: stored, headers }));
+      }
       if (def.method === 'GET' && result.etag && etagMatches(req.headers['if-none-match'], result.etag)) return reply.code(304).send();
       return reply.code(status).type('application/json').send(out);
     },

@@ -11,6 +11,11 @@ import { sendError, type RouteDeps } from './route.ts';
 import { registerDomainRoutes } from './routes/domains.ts';
 import { registerMailboxRoutes } from './routes/mailboxes.ts';
 import { registerFilterRoutes } from './routes/filters.ts';
+import { registerAccountRoutes } from './routes/mailbox/account.ts';
+import { registerMessageRoutes } from './routes/mailbox/messages.ts';
+import { registerFolderRoutes } from './routes/mailbox/folders.ts';
+import { registerThreadRoutes } from './routes/mailbox/threads.ts';
+import { registerInboxLogRoutes } from './routes/inbox-logs.ts';
 
 export const API_BASE = '/api/v1';
 
@@ -76,5 +81,10 @@ export async function buildHttpServer(services: Services): Promise<FastifyInstan
   registerDomainRoutes(deps);
   registerFilterRoutes(deps);
   registerMailboxRoutes(deps);
+  registerAccountRoutes(deps);
+  registerMessageRoutes(deps);
+  registerFolderRoutes(deps);
+  registerThreadRoutes(deps);
+  registerInboxLogRoutes(deps);
   return app;
 }

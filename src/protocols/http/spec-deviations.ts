@@ -14,8 +14,20 @@
 //   schemas (enum of one, maxItems) would make them 400.
 // - A key of a suspended mailbox gets 401 authentication_required (its credentials "stop working").
 // - Mailbox names may not contain '+': local+tag@domain is plus-addressing and delivers to local@domain.
+// - An Idempotency-Key replay of POST /mailboxes or POST /mailboxes/{id}/keys returns the original
+//   status and body except the secret: `credential` is null (with a `warning` on mailbox create).
+//   Secrets are shown once and stored only hashed, so the replay cache never holds one.
 // - Idempotency for bodiless POSTs fingerprints method, path and query, so a key reused on another
 //   resource id is a 409 idempotency_conflict.
+// - Incoming logs (GET /inboxes/logs): IncomingLogItem has no status or reason and its event_type
+//   knows only message.received / message.received.spam, and API-MAP §16 says refused mail is not
+//   logged as billable inbound. So the API lists accepted deliveries only (one row per mailbox
+//   stored to). Refused recipients (unknown, inactive mailbox, sender filter, quota, size, spam
+//   reject) are still written to the incoming_logs table with status 'rejected' and the reason, but
+//   with no team, so they never appear in a team's billing log; operators read them from the store
+//   and the `smtp.rcpt_rejected` log events. Relay attempts for domains not hosted here are not
+//   stored at all. `amount` / `unit_amount` are "0" and billing_bucket_start is received_at
+//   truncated to the hour. A full date-time `to_date` includes that instant.
 
 type Json = Record<string, unknown>;
 
@@ -66,7 +78,34 @@ function mergeClosedAllOf(doc: Json): void {
   visit(doc);
 }
 
+/** Adds a response (copied from one the operation already has, so it keeps the error schema) where missing. */
+function addErrorResponse(doc: Json, status: string): void {
+  for (const ops of Object.values((doc.paths ?? {}) as Record<string, Json>)) {
+    for (const op of Object.values(ops) as Json[]) {
+      const responses = op?.responses as Json | undefined;
+      if (!responses || responses[status]) continue;
+      const template = Object.entries(responses).find(([code, r]) => /^[45]/.test(code) && (r as Json).content)?.[1];
+      if (template) responses[status] = structuredClone(template);
+    }
+  }
+}
+
 export const SPEC_PATCHES: readonly SpecPatch[] = [
+  {
+    why: 'Every authenticated operation can answer 401 (missing, invalid or revoked key) and 429 (rate limit, with Retry-After) as API-MAP §2.2/§2.6 say; the spec lists them on some operations only',
+    apply: (doc) => {
+      addErrorResponse(doc, '401');
+      addErrorResponse(doc, '429');
+    },
+  },
+  {
+    why: 'An attachment Range starting past the end is 416 Range Not Satisfiable (RFC 9110 §15.5.17, with Content-Range: bytes */size); the spec lists only 400 for bad ranges, which Mailmux keeps for malformed ones',
+    apply: (doc) => {
+      const op = ((doc.paths as Json)['/mailbox/messages/{message_id}/attachments/{attachment_id}'] as Json | undefined)?.get as Json | undefined;
+      const responses = op?.responses as Json | undefined;
+      if (responses && responses['400']) responses['416'] = structuredClone(responses['400']);
+    },
+  },
   { why: 'API-MAP §6.5: allOf with additionalProperties:false members is unsatisfiable; read it as a merge', apply: mergeClosedAllOf },
   {
     why: 'API-MAP §6.6: docs put query_state / identity_state / thread content states in meta; ResponseMeta forbids extra keys',

@@ -4,10 +4,12 @@ import type { Kysely } from 'kysely';
 import type { Migration, MigrationProvider } from 'kysely/migration';
 import type { Dialect } from '../dialect.ts';
 import { migration001 } from './001-foundation.ts';
+import { migration002 } from './002-mail.ts';
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {
   const all: Record<string, (db: Kysely<any>, dialect: Dialect) => Promise<void>> = {
     '001-foundation': migration001,
+    '002-mail': migration002,
   };
   return {
     async getMigrations(): Promise<Record<string, Migration>> {

@@ -19,8 +19,9 @@ export class ChangesRepo {
     this.ctx = ctx;
   }
 
-  async append(entry: ChangeEntry): Promise<void> {
-    await this.ctx.db
+  /** Appends one change and returns its id (monotonic across the whole log). */
+  async append(entry: ChangeEntry): Promise<number> {
+    const row = await this.ctx.db
       .insertInto('changes')
       .values({
         team_id: entry.teamId ?? null,
@@ -30,7 +31,31 @@ export class ChangesRepo {
         kind: entry.kind,
         created_at: iso(this.ctx.clock.now()),
       })
-      .execute();
+      .returning('change_id')
+      .executeTakeFirstOrThrow();
+    return Number(row.change_id);
+  }
+
+  /** The newest change id for (mailbox, type), or 0: the basis of a state token. */
+  async latest(mailboxId: string, type: string): Promise<number> {
+    const r = await this.ctx.db
+      .selectFrom('changes')
+      .select((eb) => eb.fn.max('change_id').as('m'))
+      .where('mailbox_id', '=', mailboxId)
+      .where('type', '=', type)
+      .executeTakeFirst();
+    return Number(r?.m ?? 0);
+  }
+
+  /** The oldest change id still kept for (mailbox, type), or null when none are. */
+  async oldest(mailboxId: string, type: string): Promise<number | null> {
+    const r = await this.ctx.db
+      .selectFrom('changes')
+      .select((eb) => eb.fn.min('change_id').as('m'))
+      .where('mailbox_id', '=', mailboxId)
+      .where('type', '=', type)
+      .executeTakeFirst();
+    return r?.m === null || r?.m === undefined ? null : Number(r.m);
   }
 
   async list(filter: { mailboxId?: string; teamId?: string; type?: string; afterId?: number; limit: number }) {

@@ -86,6 +86,22 @@ export class MailboxesRepo {
     return query.execute();
   }
 
+  /** After its messages are gone: the folders, identities, threads and change log of a deleted mailbox. */
+  async purgeRows(id: string): Promise<void> {
+    for (const table of ['folders', 'identities', 'threads', 'changes'] as const) {
+      await this.ctx.db.deleteFrom(table).where('mailbox_id', '=', id).execute();
+    }
+  }
+
+  /** Quota accounting: bytes stored by this mailbox (kept exact through ingest and delete). */
+  async addUsedBytes(id: string, delta: number): Promise<void> {
+    await this.ctx.db
+      .updateTable('mailboxes')
+      .set((eb) => ({ used_bytes: eb('used_bytes', '+', delta) }))
+      .where('id', '=', id)
+      .execute();
+  }
+
   async update(id: string, patch: Partial<Omit<MailboxRow, 'id' | 'team_id' | 'created_at'>>): Promise<void> {
     const row = await this.get(id);
     await this.ctx.db.updateTable('mailboxes').set(patch).where('id', '=', id).execute();

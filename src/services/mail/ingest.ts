@@ -1,0 +1,294 @@
+// The one write path for mail (SMTP inbound, local delivery, API send-to-Sent, IMAP APPEND later):
+// parse once, store the raw blob durably, then in one transaction per batch write the index row,
+// folder membership with IMAP UIDs, keywords, full-text entry, thread link, quota and change log.
+// Concurrent deliveries are grouped into one transaction (one fsync on SQLite); no caller is told
+// "stored" before its batch has committed.
+import { iso } from '../../core/clock.ts';
+import { AppError } from '../../core/errors.ts';
+import { newId } from '../../core/ids.ts';
+import { parseMessage, type ParsedMessage } from '../../mime/parse.ts';
+import { threadKeys } from '../../mime/threading.ts';
+import type { Repos } from '../../store/index.ts';
+import type { ServiceContext } from '../context.ts';
+import type { FolderRole } from './folders.ts';
+
+/** Subject-only threading joins a thread only if its last message is this recent. */
+export const SUBJECT_THREAD_WINDOW_MS = 30 * 24 * 3600_000;
+/** Deliveries committed together at most (bounds one transaction's work and latency). */
+export const INGEST_BATCH_MAX = 128;
+/** Longest a commit waits for deliveries still being prepared, to share one fsync with them. */
+export const GROUP_COMMIT_WAIT_MS = 2;
+/** Body text kept in the full-text index per message. */
+export const FTS_BODY_MAX_CHARS = 200_000;
+
+export interface IngestTarget {
+  mailboxId: string;
+  /** Folder by role; spam overrides to the spam folder. Default inbox. */
+  folderRole?: FolderRole;
+  keywords?: string[];
+}
+
+export interface IngestInput {
+  raw: Buffer;
+  targets: IngestTarget[];
+  receivedAt?: number;
+  spam?: { isSpam: boolean; score: number | null };
+  authResults?: string | null;
+  /** Refuse delivery to a mailbox whose quota this message would exceed (inbound mail); sent copies are always kept. */
+  enforceQuota?: boolean;
+}
+
+export interface IngestedMessage {
+  mailboxId: string;
+  messageId: string;
+  threadId: string;
+  folderId: string;
+}
+
+export interface IngestResult {
+  blobSha256: string;
+  parsed: ParsedMessage;
+  delivered: IngestedMessage[];
+  /** Targets refused, with the reason code (over_quota, mailbox_inactive). */
+  refused: { mailboxId: string; reason: 'over_quota' | 'mailbox_inactive' }[];
+}
+
+interface Job {
+  input: IngestInput;
+  parsed: ParsedMessage;
+  blobSha256: string;
+  resolve: (r: IngestResult) => void;
+  reject: (err: unknown) => void;
+}
+
+const lower = (s: string | null | undefined): string => (s ?? '').toLowerCase();
+
+/** Folders and quotas a transaction changed: one change-log entry each, however many messages. */
+class Touched {
+  readonly folders = new Map<string, string>();
+  readonly quotas = new Map<string, string>();
+
+  async record(tx: Repos): Promise<void> {
+    for (const [folderId, mailboxId] of this.folders) await tx.folders.touched(folderId, mailboxId);
+    for (const [mailboxId, teamId] of this.quotas) await tx.changes.append({ teamId, mailboxId, type: 'quota', objectId: mailboxId, kind: 'updated' });
+  }
+}
+
+function addressText(list: { email: string; name: string | null }[]): string {
+  return list.map((a) => lower(a.name ? `${a.name} <${a.email}>` : a.email)).join(', ');
+}
+
+export class IngestService {
+  private readonly ctx: ServiceContext;
+  private queue: Job[] = [];
+  private flushing = false;
+  /** Deliveries between arrival and the queue (parsing, writing their blob). */
+  private preparing = 0;
+  private flushScheduled = false;
+  private readonly listeners: ((r: IngestResult) => void)[] = [];
+
+  constructor(ctx: ServiceContext) {
+    this.ctx = ctx;
+  }
+
+  /** Called after each committed delivery (the event bus hangs off this). */
+  onCommitted(listener: (r: IngestResult) => void): void {
+    this.listeners.push(listener);
+  }
+
+  async deliver(input: IngestInput): Promise<IngestResult> {
+    if (input.targets.length === 0) throw new AppError('invalid_parameter', 'no recipients to deliver to');
+    this.preparing += 1;
+    let parsed: ParsedMessage;
+    let blob: { sha256: string };
+    try {
+      parsed = await parseMessage(input.raw);
+      blob = await this.ctx.store.blobs.put(input.raw);
+    } finally {
+      this.preparing -= 1;
+    }
+    const result = await new Promise<IngestResult>((resolve, reject) => {
+      this.queue.push({ input, parsed, blobSha256: blob.sha256, resolve, reject });
+      this.scheduleFlush();
+    });
+    for (const l of this.listeners) {
+      try {
+        l(result);
+      } catch (err) {
+        this.ctx.log.error({ event: 'ingest.listener_failed', err: (err as Error).message });
+      }
+    }
+    return result;
+  }
+
+  /**
+   * Starts a flush on the next macrotask, not at once: the deliveries whose blob writes finish in
+   * the meantime (their I/O callbacks run before setImmediate) join the same transaction. On SQLite
+   * a commit's fsync blocks the event loop, so without this every message would get its own commit.
+   */
+  private scheduleFlush(): void {
+    if (this.flushing || this.flushScheduled) return;
+    this.flushScheduled = true;
+    // Deliveries still being parsed or written will want a commit too: wait a moment for them
+    // (bounded by GROUP_COMMIT_WAIT_MS) so they share this one.
+    const wait = 0 as number;
+    const go = (): void => {
+      this.flushScheduled = false;
+      void this.flush();
+    };
+    if (wait > 0) setTimeout(go, wait);
+    else setImmediate(go);
+  }
+
+  private async flush(): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0, INGEST_BATCH_MAX);
+        let results: IngestResult[] | null = null;
+        try {
+          results = await this.ctx.store.transaction(async (tx) => {
+            const touched = new Touched();
+            const out: IngestResult[] = [];
+            for (const job of batch) out.push(await this.write(tx, job, touched));
+            await touched.record(tx);
+            return out;
+          });
+        } catch (err) {
+          // One bad job must not fail the others: retry them one by one.
+          this.ctx.log.warn({ event: 'ingest.batch_retry', size: batch.length, err: (err as Error).message });
+        }
+        if (results) {
+          batch.forEach((job, i) => job.resolve(results[i]!));
+        } else {
+          for (const job of batch) {
+            try {
+              job.resolve(
+                await this.ctx.store.transaction(async (tx) => {
+                  const touched = new Touched();
+                  const r = await this.write(tx, job, touched);
+                  await touched.record(tx);
+                  return r;
+                }),
+              );
+            } catch (err) {
+              job.reject(err);
+            }
+          }
+        }
+        // Let completed I/O (more deliveries) queue up before the next batch.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      this.flushing = false;
+      if (this.queue.length > 0) this.scheduleFlush();
+    }
+  }
+
+  private async write(tx: Repos, job: Job, touched: Touched): Promise<IngestResult> {
+    const { input, parsed } = job;
+    const receivedAt = iso(input.receivedAt ?? this.ctx.clock.now());
+    const size = input.raw.byteLength;
+    const delivered: IngestedMessage[] = [];
+    const refused: IngestResult['refused'] = [];
+    const keys = threadKeys(parsed);
+    const subjectKey = keys.subject_key ?? '';
+    const isReplyish = keys.is_reply_or_forward || parsed.in_reply_to !== null;
+    const addresses = { from: parsed.from, sender: parsed.sender, to: parsed.to, cc: parsed.cc, bcc: parsed.bcc, reply_to: parsed.reply_to };
+    const addressSearch = [parsed.from ? [parsed.from] : [], parsed.to, parsed.cc, parsed.bcc, parsed.reply_to].flat().map((a) => `${a.name ?? ''} ${a.email}`).join(' ');
+    const bodyText = (parsed.text_body ?? parsed.preview ?? '').slice(0, FTS_BODY_MAX_CHARS);
+    const headersText = `\n${parsed.headers.map((h) => `${lower(h.name)}: ${lower(h.value).replace(/[\r\n]+/g, ' ')}`).join('\n')}\n`;
+
+    for (const target of input.targets) {
+      const mailbox = await tx.mailboxes.get(target.mailboxId);
+      if (!mailbox || mailbox.status !== 'active') {
+        refused.push({ mailboxId: target.mailboxId, reason: 'mailbox_inactive' });
+        continue;
+      }
+      if (input.enforceQuota && mailbox.quota_bytes !== null && mailbox.used_bytes + size > mailbox.quota_bytes) {
+        refused.push({ mailboxId: mailbox.id, reason: 'over_quota' });
+        continue;
+      }
+      const role: FolderRole = input.spam?.isSpam ? 'spam' : (target.folderRole ?? 'inbox');
+      const folder = await tx.folders.byRole(mailbox.id, role);
+      if (!folder) throw new Error(`mailbox ${mailbox.id} has no ${role} folder`);
+
+      // Thread: a referenced message's thread, else a recent thread with the same subject (replies only), else new.
+      let threadId: string | null = null;
+      if (keys.message_ids.length > 0) {
+        const found = await tx.messages.byRfcMessageIds(mailbox.id, keys.message_ids);
+        for (const id of keys.message_ids) {
+          const hit = found.find((f) => f.rfc_message_id === id);
+          if (hit) {
+            threadId = hit.thread_id;
+            break;
+          }
+        }
+      }
+      if (threadId === null && isReplyish && subjectKey !== '') {
+        const since = iso(Date.parse(receivedAt) - SUBJECT_THREAD_WINDOW_MS);
+        threadId = (await tx.threads.bySubject(mailbox.id, subjectKey, since))?.id ?? null;
+      }
+      if (threadId === null) {
+        threadId = newId('thr');
+        await tx.threads.insert({ id: threadId, mailbox_id: mailbox.id, subject_key: subjectKey, subject: parsed.subject, last_received_at: receivedAt, created_at: receivedAt });
+      } else {
+        await tx.threads.touch(threadId, mailbox.id, receivedAt);
+      }
+
+      const keywords = [...new Set((target.keywords ?? []).map((k) => k.toLowerCase()))].sort();
+      const uid = await tx.folders.allocateUids(folder.id, 1);
+      const messageId = newId('msg');
+      await tx.messages.insert({
+        row: {
+          id: messageId,
+          mailbox_id: mailbox.id,
+          thread_id: threadId,
+          blob_sha256: job.blobSha256,
+          size_bytes: size,
+          received_at: receivedAt,
+          sent_at: parsed.sent_at,
+          sent_sort: parsed.sent_at ?? receivedAt,
+          subject: parsed.subject,
+          subject_sort: lower(parsed.subject),
+          from_sort: parsed.from ? addressText([parsed.from]) : '',
+          to_sort: addressText(parsed.to),
+          cc_text: addressText(parsed.cc),
+          bcc_text: addressText(parsed.bcc),
+          headers_text: headersText,
+          addresses: JSON.stringify(addresses),
+          preview: parsed.preview,
+          has_attachments: parsed.has_attachments ? 1 : 0,
+          attachments: JSON.stringify(parsed.attachments),
+          rfc_message_id: parsed.message_id,
+          in_reply_to: parsed.in_reply_to,
+          references: JSON.stringify(parsed.references),
+          headers: JSON.stringify(parsed.headers),
+          imap: JSON.stringify(parsed.imap),
+          text_body: parsed.text_body,
+          html_body: parsed.html_body,
+          is_spam: input.spam?.isSpam ? 1 : 0,
+          spam_score: input.spam?.score ?? null,
+          auth_results: input.authResults ?? null,
+          keywords: JSON.stringify(keywords),
+          seen: keywords.includes('$seen') ? 1 : 0,
+          flagged: keywords.includes('$flagged') ? 1 : 0,
+          answered: keywords.includes('$answered') ? 1 : 0,
+          draft: keywords.includes('$draft') ? 1 : 0,
+          modseq: 0,
+          created_at: receivedAt,
+          updated_at: receivedAt,
+        },
+        folderIds: [folder.id],
+        uids: new Map([[folder.id, uid]]),
+        search: { subject: parsed.subject ?? '', addresses: addressSearch, body: bodyText },
+      });
+      await tx.mailboxes.addUsedBytes(mailbox.id, size);
+      touched.folders.set(folder.id, mailbox.id);
+      touched.quotas.set(mailbox.id, mailbox.team_id);
+      delivered.push({ mailboxId: mailbox.id, messageId, threadId, folderId: folder.id });
+    }
+    return { blobSha256: job.blobSha256, parsed, delivered, refused };
+  }
+}

@@ -1,0 +1,137 @@
+// Threads through the Mailbox API: list (threads with a matching message, newest activity first),
+// get (with message ids in order), the thread's messages, and its clean content paged.
+import { createHash } from 'node:crypto';
+import { decodeCursor, encodeCursor } from '../../core/cursor.ts';
+import { notFound } from '../../core/errors.ts';
+import type { MessageFilter, MessageRow, ThreadRow } from '../../store/index.ts';
+import type { ServiceContext } from '../context.ts';
+import type { ContentOptions, MessagesService } from './messages.ts';
+import { stateOf } from './states.ts';
+import type { Address, StoredAddresses } from './views.ts';
+
+export class ThreadsService {
+  private readonly ctx: ServiceContext;
+  private readonly messages: MessagesService;
+  constructor(ctx: ServiceContext, messages: MessagesService) {
+    this.ctx = ctx;
+    this.messages = messages;
+  }
+
+  private participants(rows: MessageRow[]): Address[] {
+    const seen = new Map<string, Address>();
+    for (const r of rows) {
+      const a = JSON.parse(r.addresses) as StoredAddresses;
+      for (const addr of [a.from, ...a.to, ...a.cc].filter((x): x is Address => x !== null)) {
+        const key = addr.email.toLowerCase();
+        if (!seen.has(key)) seen.set(key, addr);
+      }
+    }
+    return [...seen.values()];
+  }
+
+  /** Summaries of several threads from one query for their messages and one for folder ids. */
+  private async summaries(threads: ThreadRow[], states: { thread_state: string; email_state: string }) {
+    const rows = await this.ctx.store.messages.forThreads(threads.map((t) => t.id));
+    const byThread = new Map<string, MessageRow[]>();
+    for (const r of rows) byThread.set(r.thread_id, [...(byThread.get(r.thread_id) ?? []), r]);
+    const folderIds = await this.ctx.store.messages.folderIdsOf(rows.map((r) => r.id));
+    const lasts = threads.map((t) => byThread.get(t.id)?.at(-1)).filter((r): r is MessageRow => r !== undefined);
+    const lastViews = new Map((await this.messages.summaries(lasts)).map((v) => [v.id as string, v]));
+    return threads.map((thread) => {
+      const own = byThread.get(thread.id) ?? [];
+      const last = own.at(-1);
+      return {
+        view: {
+          id: thread.id,
+          subject: thread.subject,
+          message_count: own.length,
+          unread_count: own.filter((r) => r.seen === 0).length,
+          has_attachments: own.some((r) => r.has_attachments === 1),
+          folder_ids: [...new Set(own.flatMap((r) => folderIds.get(r.id) ?? []))],
+          participants: this.participants(own),
+          last_message: last ? (lastViews.get(last.id) ?? null) : null,
+          states,
+        },
+        rows: own,
+      };
+    });
+  }
+
+  private async states(mailboxId: string) {
+    return { thread_state: await stateOf(this.ctx.store, mailboxId, 'thread'), email_state: await stateOf(this.ctx.store, mailboxId, 'message') };
+  }
+
+  async list(mailboxId: string, f: Omit<MessageFilter, 'mailboxId'> & { participant?: string }, direction: 'asc' | 'desc', limit: number, cursor?: string) {
+    const { participant, ...rest } = f;
+    const filter = await this.messages.resolveFilter(mailboxId, rest);
+    // A participant is anyone on from, to or cc: matched per message with an OR over the three.
+    const rows = participant
+      ? await this.listByParticipant(filter, participant, direction, limit, cursor)
+      : await this.ctx.store.threads.list(filter, direction, limit, decodeCursor(cursor));
+    const hasMore = rows.length > limit;
+    const page = hasMore ? rows.slice(0, limit) : rows;
+    const states = await this.states(mailboxId);
+    const items = (await this.summaries(page, states)).map((s) => s.view);
+    const last = page[page.length - 1];
+    return { items, hasMore, ...(hasMore && last ? { nextCursor: encodeCursor({ v: last.last_received_at, id: last.id }) } : {}), queryState: states.thread_state };
+  }
+
+  private async listByParticipant(filter: MessageFilter, participant: string, direction: 'asc' | 'desc', limit: number, cursor?: string): Promise<ThreadRow[]> {
+    // Union of three filtered thread lists, merged in order: bounded by limit + 1 each.
+    const after = decodeCursor(cursor);
+    const lists = await Promise.all(
+      (['from', 'to', 'cc'] as const).map((field) => this.ctx.store.threads.list({ ...filter, [field]: participant }, direction, limit, after)),
+    );
+    const merged = new Map<string, ThreadRow>();
+    for (const t of lists.flat()) merged.set(t.id, t);
+    const sorted = [...merged.values()].sort((a, b) => (a.last_received_at === b.last_received_at ? a.id.localeCompare(b.id) : a.last_received_at.localeCompare(b.last_received_at)));
+    if (direction === 'desc') sorted.reverse();
+    return sorted.slice(0, limit + 1);
+  }
+
+  async thread(mailboxId: string, id: string): Promise<ThreadRow> {
+    const t = await this.ctx.store.threads.get(id);
+    if (!t || t.mailbox_id !== mailboxId) throw notFound('Thread');
+    return t;
+  }
+
+  async get(mailboxId: string, id: string) {
+    const t = await this.thread(mailboxId, id);
+    const [first] = await this.summaries([t], await this.states(mailboxId));
+    const { view, rows } = first!;
+    const full = { ...view, message_ids: rows.map((r) => r.id) };
+    const etag = `W/"${createHash('sha256').update(JSON.stringify([full.message_ids, rows.map((r) => r.modseq)])).digest('hex').slice(0, 16)}"`;
+    return { view: full, etag };
+  }
+
+  async messagesOf(mailboxId: string, id: string, sort: 'asc' | 'desc', limit: number, cursor?: string) {
+    const t = await this.thread(mailboxId, id);
+    const rows = await this.ctx.store.messageQuery.list({ mailboxId, threadId: t.id }, { by: 'received_at', direction: sort }, limit, decodeCursor(cursor));
+    const hasMore = rows.length > limit;
+    const page = hasMore ? rows.slice(0, limit) : rows;
+    const last = page[page.length - 1];
+    return { items: await this.messages.summaries(page), hasMore, ...(hasMore && last ? { nextCursor: encodeCursor({ v: last.received_at, id: last.id }) } : {}) };
+  }
+
+  async content(mailboxId: string, id: string, o: ContentOptions, sort: 'asc' | 'desc', limit: number, cursor?: string) {
+    const t = await this.thread(mailboxId, id);
+    const rows = await this.ctx.store.messageQuery.list({ mailboxId, threadId: t.id }, { by: 'received_at', direction: sort }, limit, decodeCursor(cursor));
+    const hasMore = rows.length > limit;
+    const page = hasMore ? rows.slice(0, limit) : rows;
+    const emailState = await stateOf(this.ctx.store, mailboxId, 'message');
+    const items = [];
+    for (const r of page) items.push(await this.messages.contentOf(r, o, emailState));
+    const all = await this.ctx.store.messages.threadMessages(t.id);
+    const last = page[page.length - 1];
+    return {
+      items,
+      hasMore,
+      ...(hasMore && last ? { nextCursor: encodeCursor({ v: last.received_at, id: last.id }) } : {}),
+      meta: {
+        thread_id: t.id,
+        participants: this.participants(all),
+        states: { thread_state: await stateOf(this.ctx.store, mailboxId, 'thread'), email_state: emailState, option_hash: this.messages.optionHash(o) },
+      },
+    };
+  }
+}

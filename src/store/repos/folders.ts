@@ -1,0 +1,88 @@
+// Folders (JMAP Mailboxes) of a mailbox: the six role folders made with it and custom ones.
+// Each folder hands out IMAP UIDs from its own counter.
+import type { FoldersTable } from '../schema.ts';
+import type { RepoContext } from './common.ts';
+import { ChangesRepo } from './changes.ts';
+
+export type FolderRow = FoldersTable;
+
+export class FoldersRepo {
+  private readonly ctx: RepoContext;
+  private readonly changes: ChangesRepo;
+  constructor(ctx: RepoContext) {
+    this.ctx = ctx;
+    this.changes = new ChangesRepo(ctx);
+  }
+
+  async insert(row: FolderRow): Promise<void> {
+    await this.ctx.db.insertInto('folders').values(row).execute();
+    await this.changes.append({ mailboxId: row.mailbox_id, type: 'folder', objectId: row.id, kind: 'created' });
+  }
+
+  async get(id: string): Promise<FolderRow | undefined> {
+    return this.ctx.db.selectFrom('folders').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  async byRole(mailboxId: string, role: string): Promise<FolderRow | undefined> {
+    return this.ctx.db.selectFrom('folders').selectAll().where('mailbox_id', '=', mailboxId).where('role', '=', role).executeTakeFirst();
+  }
+
+  async listForMailbox(mailboxId: string): Promise<FolderRow[]> {
+    return this.ctx.db.selectFrom('folders').selectAll().where('mailbox_id', '=', mailboxId).orderBy('sort_order', 'asc').orderBy('id', 'asc').execute();
+  }
+
+  async byName(mailboxId: string, parentId: string | null, name: string): Promise<FolderRow | undefined> {
+    let q = this.ctx.db.selectFrom('folders').selectAll().where('mailbox_id', '=', mailboxId).where('name', '=', name);
+    q = parentId === null ? q.where('parent_id', 'is', null) : q.where('parent_id', '=', parentId);
+    return q.executeTakeFirst();
+  }
+
+  async update(id: string, mailboxId: string, patch: Partial<Pick<FolderRow, 'name' | 'parent_id' | 'sort_order' | 'updated_at'>>): Promise<void> {
+    await this.ctx.db.updateTable('folders').set(patch).where('id', '=', id).execute();
+    await this.changes.append({ mailboxId, type: 'folder', objectId: id, kind: 'updated' });
+  }
+
+  /** Marks a folder changed (its counts moved) without touching its row. */
+  async touched(id: string, mailboxId: string): Promise<void> {
+    await this.changes.append({ mailboxId, type: 'folder', objectId: id, kind: 'updated' });
+  }
+
+  async delete(id: string, mailboxId: string): Promise<void> {
+    await this.ctx.db.deleteFrom('folders').where('id', '=', id).execute();
+    await this.changes.append({ mailboxId, type: 'folder', objectId: id, kind: 'destroyed' });
+  }
+
+  /** Reserves `count` consecutive UIDs and returns the first. Call inside a transaction. */
+  async allocateUids(id: string, count: number): Promise<number> {
+    const row = await this.ctx.db
+      .updateTable('folders')
+      .set((eb) => ({ next_uid: eb('next_uid', '+', count) }))
+      .where('id', '=', id)
+      .returning('next_uid')
+      .executeTakeFirstOrThrow();
+    return Number(row.next_uid) - count;
+  }
+
+  async counts(folderIds: string[]): Promise<Map<string, { total: number; unread: number }>> {
+    const out = new Map<string, { total: number; unread: number }>();
+    if (folderIds.length === 0) return out;
+    const rows = await this.ctx.db
+      .selectFrom('message_folders')
+      .select((eb) => ['folder_id', eb.fn.countAll<number>().as('total'), eb.fn.sum<number>(eb.case().when('seen', '=', 0).then(1).else(0).end()).as('unread')])
+      .where('folder_id', 'in', folderIds)
+      .groupBy('folder_id')
+      .execute();
+    for (const r of rows) out.set(r.folder_id, { total: Number(r.total), unread: Number(r.unread ?? 0) });
+    return out;
+  }
+
+  async messageCount(id: string): Promise<number> {
+    const r = await this.ctx.db.selectFrom('message_folders').select((eb) => eb.fn.countAll<number>().as('n')).where('folder_id', '=', id).executeTakeFirstOrThrow();
+    return Number(r.n);
+  }
+
+  async childCount(id: string): Promise<number> {
+    const r = await this.ctx.db.selectFrom('folders').select((eb) => eb.fn.countAll<number>().as('n')).where('parent_id', '=', id).executeTakeFirstOrThrow();
+    return Number(r.n);
+  }
+}
