@@ -29,7 +29,7 @@ import { IncomingLogsRepo } from './repos/incoming-logs.ts';
 import { SettingsRepo } from './repos/settings.ts';
 
 export type { Dialect } from './dialect.ts';
-export type { BlobStore, BlobRef } from './blobs/blob-store.ts';
+export type { BlobStore, BlobRef, StagedBlob } from './blobs/blob-store.ts';
 export { isUniqueViolation } from './repos/common.ts';
 export type { DomainRow } from './repos/domains.ts';
 export type { MailboxRow } from './repos/mailboxes.ts';

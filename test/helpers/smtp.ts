@@ -229,14 +229,16 @@ export async function folderRoleOf(app: TestApp, row: MessageRow): Promise<strin
   return folder?.role ?? null;
 }
 
-/** Records the incoming-log rows the listener writes, so tests can read back team-less (rejected) rows by id. */
+/**
+ * Records the incoming-log rows the listener writes, so tests can read back team-less (rejected)
+ * rows by id. Accepted rows commit inside ingest's transaction, so they are read off its results.
+ */
 export class RecordingLogs extends IncomingLogsService {
   readonly accepted: IncomingLogRow[] = [];
   readonly refused: IncomingLogRow[] = [];
-  override async recordAccepted(...args: Parameters<IncomingLogsService['recordAccepted']>): Promise<IncomingLogRow[]> {
-    const rows = await super.recordAccepted(...args);
-    this.accepted.push(...rows);
-    return rows;
+  constructor(services: ConstructorParameters<typeof IncomingLogsService>[0] & { ingest: { onCommitted(l: (r: { incomingLogs: IncomingLogRow[] }) => void): void } }) {
+    super(services);
+    services.ingest.onCommitted((r) => this.accepted.push(...r.incomingLogs));
   }
   override async recordRefused(...args: Parameters<IncomingLogsService['recordRefused']>): Promise<IncomingLogRow[]> {
     const rows = await super.recordRefused(...args);

@@ -7,7 +7,7 @@ import { describeEachBackend } from '../helpers/backends.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { createMailbox, type TestMailbox } from '../helpers/mail.ts';
 import { assertError, rawApi, secondTeam } from '../helpers/management.ts';
-import { IncomingLogsService } from '../../src/services/mail/incoming-logs.ts';
+import { acceptedRows, IncomingLogsService } from '../../src/services/mail/incoming-logs.ts';
 
 const DAY = 86_400_000;
 const T0 = Date.parse('2026-11-18T00:00:00Z');
@@ -36,7 +36,7 @@ describeEachBackend('incoming logs API', (backend) => {
         subject: null, rfcMessageId: null, sizeBytes: 500, isSpam: true, receivedAt: T0 + DAY + 23 * 3_600_000 + i,
       });
     }
-    await logs.recordAccepted(accepted);
+    await app.services.store.incomingLogs.insert(acceptedRows(accepted));
     await logs.recordRefused([{ mailboxId: a.id, mailboxEmail: a.email, recipient: a.email, sender: 'blocked@bad.example', reason: 'sender_filtered', sizeBytes: null, receivedAt: T0 + DAY }]);
   });
   after(async () => app.close());

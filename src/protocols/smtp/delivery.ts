@@ -4,7 +4,7 @@
 // after ingest's transaction has committed.
 import type { Services } from '../../services/index.ts';
 import type { InboundAuthService } from '../../services/mail/inbound-auth.ts';
-import type { IncomingLogsService, RefusedDelivery } from '../../services/mail/incoming-logs.ts';
+import { acceptedRows, type IncomingLogsService, type RefusedDelivery } from '../../services/mail/incoming-logs.ts';
 import type { AcceptedRecipient } from '../../services/mail/recipients.ts';
 import type { SpamService } from '../../services/mail/spam.ts';
 import { overQuota, recipientReply, REPLIES, type SmtpReply } from './replies.ts';
@@ -102,6 +102,25 @@ export async function deliverMessage(deps: DeliveryDeps, tx: Transaction, client
       spam: { isSpam: spam.isSpam, score: spam.score },
       authResults: auth.summary,
       enforceQuota: true,
+      // The accepted rows commit with the messages: no second write (and fsync) before the 250.
+      incomingLogs: (delivered, parsed) =>
+        acceptedRows(
+          delivered.map((d) => {
+            const mine = recipients.filter((r) => r.mailboxId === d.mailboxId);
+            return {
+              teamId: mine[0]?.teamId ?? '',
+              mailboxId: d.mailboxId,
+              mailboxEmail: mine[0]?.mailboxEmail ?? '',
+              recipients: mine.map((r) => r.address),
+              fromEmail: parsed.from?.email ?? (tx.sender === '' ? null : tx.sender),
+              subject: parsed.subject,
+              rfcMessageId: parsed.message_id,
+              sizeBytes: raw.byteLength,
+              isSpam: spam.isSpam,
+              receivedAt: now,
+            };
+          }),
+        ),
     });
   } catch (err) {
     services.log.error({ event: 'smtp.ingest_failed', queue_id: tx.queueId, err: (err as Error).message });
@@ -109,29 +128,6 @@ export async function deliverMessage(deps: DeliveryDeps, tx: Transaction, client
   }
 
   const parsed = result.parsed;
-  const fromEmail = parsed.from?.email ?? (tx.sender === '' ? null : tx.sender);
-  try {
-    await deps.logs.recordAccepted(
-      result.delivered.map((d) => {
-        const mine = recipients.filter((r) => r.mailboxId === d.mailboxId);
-        return {
-          teamId: mine[0]?.teamId ?? '',
-          mailboxId: d.mailboxId,
-          mailboxEmail: mine[0]?.mailboxEmail ?? '',
-          recipients: mine.map((r) => r.address),
-          fromEmail,
-          subject: parsed.subject,
-          rfcMessageId: parsed.message_id,
-          sizeBytes: raw.byteLength,
-          isSpam: spam.isSpam,
-          receivedAt: now,
-        };
-      }),
-    );
-  } catch (err) {
-    // The message is stored; failing now would make the sender deliver it twice.
-    services.log.error({ event: 'smtp.incoming_log_failed', queue_id: tx.queueId, err: (err as Error).message });
-  }
   for (const reason of ['over_quota', 'mailbox_inactive'] as const) {
     const ids = new Set(result.refused.filter((r) => r.reason === reason).map((r) => r.mailboxId));
     if (ids.size > 0) await logRefusals(deps, refusalsFor(tx, reason, now, raw.byteLength, { subject: parsed.subject, rfcMessageId: parsed.message_id }, ids));

@@ -35,11 +35,32 @@ export interface AuthVerdict {
 let mailauth: Promise<typeof Mailauth> | null = null;
 const loadMailauth = (): Promise<typeof Mailauth> => (mailauth ??= import('mailauth'));
 
+/** How long a DNS answer is reused for SPF/DKIM/DMARC/ARC checks (short: records change, and TTLs are not exposed). */
+export const DNS_CACHE_TTL_MS = 60_000;
+/** Answers cached at most. */
+const DNS_CACHE_MAX = 10_000;
+
 /** mailauth's lookups through the configured resolvers (tests point them at a loopback DNS server). */
 export function dnsResolver(servers: string[]): DNSResolver {
   const resolver = new Resolver({ timeout: DNS_TIMEOUT_MS, tries: 2 });
   if (servers.length > 0) resolver.setServers(servers);
-  return (name, rrtype) => resolver.resolve(name, rrtype) as Promise<string[][] | string[]>;
+  // A small answer cache, as an MTA's local caching resolver would give: mail from one sender
+  // domain asks the same SPF/DMARC/DKIM names again and again. Definite answers (records,
+  // NXDOMAIN, NODATA) are kept briefly; temporary failures are not kept.
+  const cache = new Map<string, { until: number; answer: Promise<string[][] | string[]> }>();
+  return (name, rrtype) => {
+    const key = `${rrtype} ${name.toLowerCase()}`;
+    const now = Date.now();
+    const hit = cache.get(key);
+    if (hit && hit.until > now) return hit.answer;
+    const answer = resolver.resolve(name, rrtype) as Promise<string[][] | string[]>;
+    if (cache.size >= DNS_CACHE_MAX) cache.clear();
+    cache.set(key, { until: now + DNS_CACHE_TTL_MS, answer });
+    answer.catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOTFOUND' && err.code !== 'ENODATA') cache.delete(key);
+    });
+    return answer;
+  };
 }
 
 function dkimSummary(result: AuthenticateResult): string {

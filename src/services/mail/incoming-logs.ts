@@ -107,32 +107,30 @@ export function incomingLogView(row: IncomingLogRow): IncomingLogView {
   };
 }
 
+/** The rows for accepted deliveries: written by ingest in the same transaction as the messages. */
+export function acceptedRows(deliveries: AcceptedDelivery[]): IncomingLogRow[] {
+  return deliveries.map((d) => ({
+    id: newId('ilog'),
+    team_id: d.teamId,
+    mailbox_id: d.mailboxId,
+    mailbox_email: d.mailboxEmail,
+    event_type: d.isSpam ? 'message.received.spam' : 'message.received',
+    is_spam: d.isSpam ? 1 : 0,
+    status: 'accepted',
+    reason: null,
+    from_email: d.fromEmail,
+    to_emails: JSON.stringify(d.recipients),
+    subject: d.subject,
+    rfc_message_id: d.rfcMessageId,
+    size_bytes: d.sizeBytes,
+    received_at: iso(d.receivedAt),
+  }));
+}
+
 export class IncomingLogsService {
   private readonly ctx: ServiceContext;
   constructor(ctx: ServiceContext) {
     this.ctx = ctx;
-  }
-
-  /** One row per mailbox the message was stored in; returns the rows written. */
-  async recordAccepted(deliveries: AcceptedDelivery[]): Promise<IncomingLogRow[]> {
-    const rows: IncomingLogRow[] = deliveries.map((d) => ({
-      id: newId('ilog'),
-      team_id: d.teamId,
-      mailbox_id: d.mailboxId,
-      mailbox_email: d.mailboxEmail,
-      event_type: d.isSpam ? 'message.received.spam' : 'message.received',
-      is_spam: d.isSpam ? 1 : 0,
-      status: 'accepted',
-      reason: null,
-      from_email: d.fromEmail,
-      to_emails: JSON.stringify(d.recipients),
-      subject: d.subject,
-      rfc_message_id: d.rfcMessageId,
-      size_bytes: d.sizeBytes,
-      received_at: iso(d.receivedAt),
-    }));
-    await this.ctx.store.incomingLogs.insert(rows);
-    return rows;
   }
 
   /** One row per refused recipient, with no team (see the module comment); returns the rows written. */

@@ -8,7 +8,7 @@ import { AppError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
 import { parseMessage, type ParsedMessage } from '../../mime/parse.ts';
 import { threadKeys } from '../../mime/threading.ts';
-import type { Repos } from '../../store/index.ts';
+import type { IncomingLogRow, Repos, StagedBlob } from '../../store/index.ts';
 import type { ServiceContext } from '../context.ts';
 import type { FolderRole } from './folders.ts';
 
@@ -16,8 +16,6 @@ import type { FolderRole } from './folders.ts';
 export const SUBJECT_THREAD_WINDOW_MS = 30 * 24 * 3600_000;
 /** Deliveries committed together at most (bounds one transaction's work and latency). */
 export const INGEST_BATCH_MAX = 128;
-/** Longest a commit waits for deliveries still being prepared, to share one fsync with them. */
-export const GROUP_COMMIT_WAIT_MS = 2;
 /** Body text kept in the full-text index per message. */
 export const FTS_BODY_MAX_CHARS = 200_000;
 
@@ -34,6 +32,8 @@ export interface IngestInput {
   receivedAt?: number;
   spam?: { isSpam: boolean; score: number | null };
   authResults?: string | null;
+  /** Incoming-log rows for what was stored, written in the same transaction as the messages. */
+  incomingLogs?: (delivered: IngestedMessage[], parsed: ParsedMessage) => IncomingLogRow[];
   /** Refuse delivery to a mailbox whose quota this message would exceed (inbound mail); sent copies are always kept. */
   enforceQuota?: boolean;
 }
@@ -51,11 +51,14 @@ export interface IngestResult {
   delivered: IngestedMessage[];
   /** Targets refused, with the reason code (over_quota, mailbox_inactive). */
   refused: { mailboxId: string; reason: 'over_quota' | 'mailbox_inactive' }[];
+  /** The incoming-log rows committed with the messages (when the caller asked for them). */
+  incomingLogs: IncomingLogRow[];
 }
 
 interface Job {
   input: IngestInput;
   parsed: ParsedMessage;
+  blob: StagedBlob;
   blobSha256: string;
   resolve: (r: IngestResult) => void;
   reject: (err: unknown) => void;
@@ -82,8 +85,6 @@ export class IngestService {
   private readonly ctx: ServiceContext;
   private queue: Job[] = [];
   private flushing = false;
-  /** Deliveries between arrival and the queue (parsing, writing their blob). */
-  private preparing = 0;
   private flushScheduled = false;
   private readonly listeners: ((r: IngestResult) => void)[] = [];
 
@@ -98,17 +99,10 @@ export class IngestService {
 
   async deliver(input: IngestInput): Promise<IngestResult> {
     if (input.targets.length === 0) throw new AppError('invalid_parameter', 'no recipients to deliver to');
-    this.preparing += 1;
-    let parsed: ParsedMessage;
-    let blob: { sha256: string };
-    try {
-      parsed = await parseMessage(input.raw);
-      blob = await this.ctx.store.blobs.put(input.raw);
-    } finally {
-      this.preparing -= 1;
-    }
+    const parsed = await parseMessage(input.raw);
+    const blob = await this.ctx.store.blobs.stage(input.raw);
     const result = await new Promise<IngestResult>((resolve, reject) => {
-      this.queue.push({ input, parsed, blobSha256: blob.sha256, resolve, reject });
+      this.queue.push({ input, parsed, blob, blobSha256: blob.sha256, resolve, reject });
       this.scheduleFlush();
     });
     for (const l of this.listeners) {
@@ -129,15 +123,10 @@ export class IngestService {
   private scheduleFlush(): void {
     if (this.flushing || this.flushScheduled) return;
     this.flushScheduled = true;
-    // Deliveries still being parsed or written will want a commit too: wait a moment for them
-    // (bounded by GROUP_COMMIT_WAIT_MS) so they share this one.
-    const wait = 0 as number;
-    const go = (): void => {
+    setImmediate(() => {
       this.flushScheduled = false;
       void this.flush();
-    };
-    if (wait > 0) setTimeout(go, wait);
-    else setImmediate(go);
+    });
   }
 
   private async flush(): Promise<void> {
@@ -147,6 +136,15 @@ export class IngestService {
       while (this.queue.length > 0) {
         const batch = this.queue.splice(0, INGEST_BATCH_MAX);
         let results: IngestResult[] | null = null;
+        const blobs = batch.map((j) => j.blob);
+        try {
+          // Every blob of the batch reaches the disk, together, before the rows that name them commit.
+          await this.ctx.store.blobs.sync(blobs);
+        } catch (err) {
+          await this.ctx.store.blobs.release(blobs);
+          for (const job of batch) job.reject(err);
+          continue;
+        }
         try {
           results = await this.ctx.store.transaction(async (tx) => {
             const touched = new Touched();
@@ -177,6 +175,7 @@ export class IngestService {
             }
           }
         }
+        await this.ctx.store.blobs.release(blobs);
         // Let completed I/O (more deliveries) queue up before the next batch.
         await new Promise<void>((resolve) => setImmediate(resolve));
       }
@@ -289,6 +288,8 @@ export class IngestService {
       touched.quotas.set(mailbox.id, mailbox.team_id);
       delivered.push({ mailboxId: mailbox.id, messageId, threadId, folderId: folder.id });
     }
-    return { blobSha256: job.blobSha256, parsed, delivered, refused };
+    const incomingLogs = input.incomingLogs && delivered.length > 0 ? input.incomingLogs(delivered, parsed) : [];
+    await tx.incomingLogs.insert(incomingLogs);
+    return { blobSha256: job.blobSha256, parsed, delivered, refused, incomingLogs };
   }
 }

@@ -5,9 +5,23 @@ export interface BlobRef {
   size: number;
 }
 
+/** A blob written but not yet durable: sync() makes a batch of them durable together. */
+export interface StagedBlob extends BlobRef {
+  readonly staged: true;
+}
+
 export interface BlobStore {
   /** Stores the bytes durably (on return they survive a crash) and returns their address. */
   put(data: Uint8Array): Promise<BlobRef>;
+  /**
+   * Writes the bytes without waiting for the disk. Call sync() on a batch before anything that
+   * refers to them commits, and release() once that commit is over (either way).
+   */
+  stage(data: Uint8Array): Promise<StagedBlob>;
+  /** Makes staged blobs durable: their fsyncs run together, so a batch costs about one disk flush. */
+  sync(blobs: StagedBlob[]): Promise<void>;
+  /** The commit that referred to these staged blobs is over; they may be garbage-collected again. */
+  release(blobs: StagedBlob[]): Promise<void>;
   get(sha256: string): Promise<Buffer | null>;
   has(sha256: string): Promise<boolean>;
   delete(sha256: string): Promise<void>;

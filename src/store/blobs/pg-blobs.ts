@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Database } from '../schema.ts';
-import { assertDigest, type BlobRef, type BlobStore } from './blob-store.ts';
+import { assertDigest, type BlobRef, type BlobStore, type StagedBlob } from './blob-store.ts';
 
 export class PgBlobStore implements BlobStore {
   private readonly db: Kysely<Database>;
@@ -19,6 +19,15 @@ export class PgBlobStore implements BlobStore {
       .execute();
     return { sha256, size: data.byteLength };
   }
+
+  /** On PostgreSQL a blob is durable once its insert commits; staging is the insert. */
+  async stage(data: Uint8Array): Promise<StagedBlob> {
+    return { ...(await this.put(data)), staged: true };
+  }
+
+  async sync(): Promise<void> {}
+
+  async release(): Promise<void> {}
 
   async get(sha256: string): Promise<Buffer | null> {
     assertDigest(sha256);
