@@ -1,0 +1,87 @@
+// Shared bench helpers: percentiles, a fixed-concurrency load loop, starting a Mailmux server
+// process and reading its RSS. Benches measure; tests assert.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+export function summary(samples: number[]): { n: number; p50: number; p95: number; p99: number; max: number } {
+  const s = [...samples].sort((a, b) => a - b);
+  const r = (x: number): number => Math.round(x * 100) / 100;
+  return { n: s.length, p50: r(percentile(s, 50)), p95: r(percentile(s, 95)), p99: r(percentile(s, 99)), max: r(s[s.length - 1] ?? NaN) };
+}
+
+/** Runs `total` calls of fn with `concurrency` in flight; returns per-call latencies in ms. */
+export async function load(total: number, concurrency: number, fn: (i: number) => Promise<void>): Promise<number[]> {
+  const lat: number[] = [];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (;;) {
+        const i = next++;
+        if (i >= total) return;
+        const t = performance.now();
+        await fn(i);
+        lat.push(performance.now() - t);
+      }
+    }),
+  );
+  return lat;
+}
+
+export interface ServerProcess {
+  child: ChildProcess;
+  httpUrl: string;
+  rootKey: string | null;
+  /** What the server printed on start (ports, URLs). */
+  banner: string;
+  stop(): Promise<void>;
+}
+
+/** Starts `node src/cli/main.ts serve` with env and waits for its banner. */
+export async function startServer(env: Record<string, string>): Promise<ServerProcess> {
+  const child = spawn(process.execPath, ['src/cli/main.ts', 'serve'], {
+    cwd: new URL('..', import.meta.url).pathname,
+    env: { ...process.env, MAILMUX_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start: ${out}`)), 30_000);
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (/REST API\s+\S+/.test(out) && out.includes('Ports')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`server exited ${code}: ${out}`)));
+  });
+  const httpUrl = /REST API\s+(\S+)\/api\/v1/.exec(out)![1]!;
+  const rootKey = /(smx_root_\w+)/.exec(out)?.[1] ?? null;
+  return {
+    child,
+    httpUrl,
+    rootKey,
+    banner: out,
+    stop: () =>
+      new Promise((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+export function rssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return Math.round(kb / 1024);
+}
+
+export function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
+}

@@ -1,0 +1,90 @@
+// GET /mailboxes/{id} on Mailmux against a bare Fastify route returning the same JSON, 50
+// connections with wrk (apt-get install wrk): requests/s and p99 of both, and their ratio.
+// Usage: node bench/management-overhead.ts [--backend sqlite|postgres] [--seconds 10]
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { arg, startServer } from './lib.ts';
+
+const seconds = arg('seconds', '10');
+const backend = arg('backend', 'sqlite');
+
+interface WrkResult {
+  rps: number;
+  p50: string;
+  p99: string;
+  non2xx: number;
+}
+
+function wrk(url: string, headers: string[]): WrkResult {
+  const args = ['-t2', '-c50', `-d${seconds}s`, '--latency', ...headers.flatMap((h) => ['-H', h]), url];
+  const out = execFileSync('wrk', args, { encoding: 'utf8' });
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN);
+  const p50 = /\s50%\s+(\S+)/.exec(out)?.[1] ?? '?';
+  const p99 = /\s99%\s+(\S+)/.exec(out)?.[1] ?? '?';
+  const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
+  return { rps, p50, p99, non2xx };
+}
+
+async function main(): Promise<void> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'mailmux-bench-'));
+  const pgUrl = process.env.MAILMUX_BENCH_DATABASE_URL ?? process.env.MAILMUX_TEST_DATABASE_URL;
+  if (backend === 'postgres' && !pgUrl) throw new Error('set MAILMUX_BENCH_DATABASE_URL for the PostgreSQL run');
+  const schema = `bench_${Date.now()}`;
+  let databaseUrl: string | undefined;
+  if (backend === 'postgres') {
+    const pg = (await import('pg')).default;
+    const c = new pg.Client({ connectionString: pgUrl });
+    await c.connect();
+    await c.query(`CREATE SCHEMA ${schema}`);
+    await c.end();
+    databaseUrl = `${pgUrl}${pgUrl!.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+  }
+  const server = await startServer({
+    MAILMUX_DATA_DIR: dataDir,
+    MAILMUX_HTTP_PORT: '0',
+    MAILMUX_SMTP_PORT: '0',
+    MAILMUX_RATE_LIMIT_MANAGEMENT: '0',
+    MAILMUX_DEFAULT_DOMAIN: 'bench.mailmux.test',
+    ...(databaseUrl ? { MAILMUX_DATABASE_URL: databaseUrl } : {}),
+  });
+  const auth = `Authorization: Bearer ${server.rootKey}`;
+  const created = await fetch(`${server.httpUrl}/api/v1/mailboxes`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${server.rootKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ email: 'bench@bench.mailmux.test', display_name: 'Bench' }),
+  });
+  const id = ((await created.json()) as { data: { mailbox: { id: string } } }).data.mailbox.id;
+  const path = `/api/v1/mailboxes/${id}`;
+  const body = await (await fetch(`${server.httpUrl}${path}`, { headers: { authorization: `Bearer ${server.rootKey}` } })).text();
+
+  const bare = spawn(process.execPath, [new URL('./bare-fastify.ts', import.meta.url).pathname, path, body], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const bareUrl = await new Promise<string>((resolve) => bare.stdout!.on('data', (d: Buffer) => resolve(/listening (\S+)/.exec(d.toString())![1]!)));
+
+  wrk(`${server.httpUrl}${path}`, [auth]); // warm-up both
+  wrk(`${bareUrl}${path}`, []);
+  const mm = wrk(`${server.httpUrl}${path}`, [auth]);
+  const ref = wrk(`${bareUrl}${path}`, []);
+  bare.kill('SIGTERM');
+  await server.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+
+  console.log(`GET /mailboxes/{id}, wrk -t2 -c50 -d${seconds}s, backend ${backend}, ${new Date().toISOString()}`);
+  console.log('| server | requests/s | p50 | p99 | non-2xx |\n| --- | --- | --- | --- | --- |');
+  console.log(`| Mailmux | ${mm.rps} | ${mm.p50} | ${mm.p99} | ${mm.non2xx} |`);
+  console.log(`| bare Fastify | ${ref.rps} | ${ref.p50} | ${ref.p99} | ${ref.non2xx} |`);
+  console.log(`ratio Mailmux / bare Fastify: ${(mm.rps / ref.rps).toFixed(2)} (goal >= 0.6)`);
+  if (backend === 'postgres') {
+    const pg = (await import('pg')).default;
+    const c = new pg.Client({ connectionString: pgUrl });
+    await c.connect();
+    await c.query(`DROP SCHEMA ${schema} CASCADE`);
+    await c.end();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,185 @@
+// Receive throughput: 20 concurrent SMTP senders deliver 10,000 messages of about 10 KB to 100
+// mailboxes; messages/s from the first connect to the last 250 (each 250 means stored durably).
+// Usage: node bench/receive.ts [--backend sqlite|postgres] [--messages 10000] [--senders 20]
+// A loopback DNS server answers the SPF/DKIM/DMARC lookups (NXDOMAIN) as a local resolver would.
+import net from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { LoopbackDns } from '../test/helpers/dns-server.ts';
+import { arg, rssMiB, startServer } from './lib.ts';
+
+const backend = arg('backend', 'sqlite');
+const total = Number(arg('messages', '10000'));
+const senders = Number(arg('senders', '20'));
+const MAILBOXES = 100;
+
+/** A minimal SMTP client: one command at a time, waiting for each reply. */
+class SmtpClient {
+  private readonly socket: net.Socket;
+  private buffer = '';
+  private waiting: ((line: string) => void) | null = null;
+
+  constructor(socket: net.Socket) {
+    this.socket = socket;
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => {
+      this.buffer += d;
+      this.drain();
+    });
+  }
+
+  static connect(port: number): Promise<SmtpClient> {
+    return new Promise((resolve, reject) => {
+      const s = net.connect(port, '127.0.0.1', () => resolve(new SmtpClient(s)));
+      s.once('error', reject);
+    });
+  }
+
+  private drain(): void {
+    for (;;) {
+      const nl = this.buffer.indexOf('\r\n');
+      if (nl < 0 || !this.waiting) return;
+      const line = this.buffer.slice(0, nl);
+      this.buffer = this.buffer.slice(nl + 2);
+      if (/^\d{3}-/.test(line)) continue; // continuation of a multi-line reply
+      const w = this.waiting;
+      this.waiting = null;
+      w(line);
+    }
+  }
+
+  reply(): Promise<string> {
+    return new Promise((resolve) => {
+      this.waiting = resolve;
+      this.drain();
+    });
+  }
+
+  async command(line: string, expect: string): Promise<void> {
+    const r = this.reply();
+    this.socket.write(`${line}\r\n`);
+    const got = await r;
+    if (!got.startsWith(expect)) throw new Error(`${line.split(' ')[0]}: ${got}`);
+  }
+
+  async data(message: string): Promise<void> {
+    await this.command('DATA', '354');
+    const r = this.reply();
+    this.socket.write(`${message.replace(/^\./gm, '..')}\r\n.\r\n`);
+    const got = await r;
+    if (!got.startsWith('250')) throw new Error(`end of DATA: ${got}`);
+  }
+
+  close(): void {
+    this.socket.end('QUIT\r\n');
+  }
+}
+
+function message(i: number, to: string): string {
+  const line = `Line of the message body number ${i}, padded to make a realistic ten kilobyte message.`;
+  const body = Array.from({ length: 110 }, () => line).join('\r\n');
+  return [
+    `From: Sender ${i % 50} <sender${i % 50}@senders.example>`,
+    `To: ${to}`,
+    `Subject: Bench message ${i}`,
+    `Date: ${new Date().toUTCString()}`,
+    `Message-ID: <bench-${i}-${Date.now()}@senders.example>`,
+    'MIME-Version: 1.0',
+    'Content-Type: text/plain; charset=utf-8',
+    '',
+    body,
+  ].join('\r\n');
+}
+
+async function main(): Promise<void> {
+  const dns = new LoopbackDns();
+  const dnsAddr = await dns.start();
+  const dataDir = mkdtempSync(join(tmpdir(), 'mailmux-bench-'));
+  const pgUrl = process.env.MAILMUX_BENCH_DATABASE_URL ?? process.env.MAILMUX_TEST_DATABASE_URL;
+  const schema = `bench_${Date.now()}`;
+  let databaseUrl: string | undefined;
+  if (backend === 'postgres') {
+    if (!pgUrl) throw new Error('set MAILMUX_BENCH_DATABASE_URL for the PostgreSQL run');
+    const c = new pg.Client({ connectionString: pgUrl });
+    await c.connect();
+    await c.query(`CREATE SCHEMA ${schema}`);
+    await c.end();
+    databaseUrl = `${pgUrl}${pgUrl.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+  }
+  const server = await startServer({
+    MAILMUX_DATA_DIR: dataDir,
+    MAILMUX_HTTP_PORT: '0',
+    MAILMUX_SMTP_PORT: '0',
+    MAILMUX_DEFAULT_DOMAIN: 'bench.mailmux.test',
+    MAILMUX_DNS_SERVERS: dnsAddr,
+    MAILMUX_RATE_LIMIT_MANAGEMENT: '0',
+    ...(databaseUrl ? { MAILMUX_DATABASE_URL: databaseUrl } : {}),
+  });
+  const smtpPort = Number(/smtp (\d+)/.exec(server.banner)?.[1]);
+  const addresses: string[] = [];
+  for (let m = 0; m < MAILBOXES; m++) {
+    const r = await fetch(`${server.httpUrl}/api/v1/mailboxes`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${server.rootKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ email: `agent${m}@bench.mailmux.test` }),
+    });
+    if (r.status !== 201) throw new Error(`mailbox create: ${r.status} ${await r.text()}`);
+    addresses.push(`agent${m}@bench.mailmux.test`);
+  }
+  const payloads = Array.from({ length: total }, (_, i) => message(i, addresses[i % MAILBOXES]!));
+  const size = Buffer.byteLength(payloads[0]!);
+
+  let next = 0;
+  let last250 = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: senders }, async () => {
+      const c = await SmtpClient.connect(smtpPort);
+      await c.reply();
+      await c.command('EHLO sender.bench.example', '250');
+      for (;;) {
+        const i = next++;
+        if (i >= total) break;
+        await c.command(`MAIL FROM:<sender${i % 50}@senders.example>`, '250');
+        await c.command(`RCPT TO:<${addresses[i % MAILBOXES]}>`, '250');
+        await c.data(payloads[i]!);
+        last250 = performance.now();
+      }
+      c.close();
+    }),
+  );
+  const seconds = (last250 - t0) / 1000;
+  const rss = rssMiB(server.child.pid!);
+
+  // Every 250 must be a stored message: count them through the API.
+  let stored = 0;
+  const me = await fetch(`${server.httpUrl}/api/v1/mailboxes?limit=100`, { headers: { authorization: `Bearer ${server.rootKey}` } });
+  if (me.status !== 200) throw new Error('list mailboxes failed');
+  await server.stop();
+  const { loadConfig } = await import('../src/config/config.ts');
+  const { openServices } = await import('../src/app/app.ts');
+  const { silentLogger } = await import('../src/services/context.ts');
+  const { store } = await openServices(loadConfig({ MAILMUX_DATA_DIR: dataDir, MAILMUX_DEFAULT_DOMAIN: 'bench.mailmux.test', ...(databaseUrl ? { MAILMUX_DATABASE_URL: databaseUrl } : {}) }), { log: silentLogger });
+  for (const row of await store.mailboxes.listForTeam((await store.teams.first())!.id, { limit: 1000, after: null, includeDeleted: false })) {
+    stored += await store.messageQuery.count({ mailboxId: row.id });
+  }
+  await store.close();
+
+  console.log(`backend ${backend}: ${total} messages of ${Math.round(size / 1024)} KB, ${senders} concurrent senders, ${MAILBOXES} mailboxes`);
+  console.log(`first connect to last 250: ${seconds.toFixed(2)} s = ${Math.round(total / seconds)} msg/s; stored ${stored}/${total}; server RSS ${rss} MiB`);
+  rmSync(dataDir, { recursive: true, force: true });
+  await dns.stop();
+  if (backend === 'postgres') {
+    const c = new pg.Client({ connectionString: pgUrl });
+    await c.connect();
+    await c.query(`DROP SCHEMA ${schema} CASCADE`);
+    await c.end();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
