@@ -17,6 +17,14 @@
 // - An Idempotency-Key replay of POST /mailboxes or POST /mailboxes/{id}/keys returns the original
 //   status and body except the secret: `credential` is null (with a `warning` on mailbox create).
 //   Secrets are shown once and stored only hashed, so the replay cache never holds one.
+// - Mailbox API errors use only the statuses each operation lists: a lifecycle keyword ($draft) or
+//   more than 50 keyword changes is 400 invalid_parameter on PATCH and batch-update (no 422 listed);
+//   PATCH /mailbox/folders answers a name clash or a move under itself with 409 and a bad name or
+//   parent with 400 (create, which lists 422, uses 422). `folder_id` also accepts a role name
+//   (`inbox`, `spam`, …), as the docs' examples do.
+// - Deleting a message that is already in Trash destroys it (as mail clients do); `permanent=true`
+//   destroys from anywhere. A message GET with attachments answers 200 even on a matching
+//   If-None-Match, so its download URLs are fresh (the spec allows this).
 // - Idempotency for bodiless POSTs fingerprints method, path and query, so a key reused on another
 //   resource id is a 409 idempotency_conflict.
 // - Incoming logs (GET /inboxes/logs): IncomingLogItem has no status or reason and its event_type

@@ -4,6 +4,13 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../schema.ts';
 import { assertDigest, type BlobRef, type BlobStore, type StagedBlob } from './blob-store.ts';
 
+interface PgStaged extends StagedBlob {
+  data: Uint8Array;
+}
+
+/** Blobs per INSERT statement when a batch is synced (bounds one statement's size). */
+const PG_BLOB_INSERT_CHUNK = 32;
+
 export class PgBlobStore implements BlobStore {
   private readonly db: Kysely<Database>;
   constructor(db: Kysely<Database>) {
@@ -20,12 +27,26 @@ export class PgBlobStore implements BlobStore {
     return { sha256, size: data.byteLength };
   }
 
-  /** On PostgreSQL a blob is durable once its insert commits; staging is the insert. */
+  /** Staging only hashes; sync() inserts a whole batch in one statement (one commit, one flush). */
   async stage(data: Uint8Array): Promise<StagedBlob> {
-    return { ...(await this.put(data)), staged: true };
+    const sha256 = createHash('sha256').update(data).digest('hex');
+    const staged: PgStaged = { sha256, size: data.byteLength, staged: true, data };
+    return staged;
   }
 
-  async sync(): Promise<void> {}
+  async sync(blobs: StagedBlob[]): Promise<void> {
+    const unique = new Map<string, PgStaged>();
+    for (const b of blobs as PgStaged[]) unique.set(b.sha256, b);
+    const rows = [...unique.values()];
+    for (let i = 0; i < rows.length; i += PG_BLOB_INSERT_CHUNK) {
+      const chunk = rows.slice(i, i + PG_BLOB_INSERT_CHUNK);
+      await this.db
+        .insertInto('blobs')
+        .values(chunk.map((b) => ({ sha256: b.sha256, size: b.size, data: Buffer.from(b.data.buffer, b.data.byteOffset, b.data.byteLength) })))
+        .onConflict((oc) => oc.column('sha256').doNothing())
+        .execute();
+    }
+  }
 
   async release(): Promise<void> {}
 
