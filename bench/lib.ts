@@ -2,6 +2,7 @@
 // process and reading its RSS. Benches measure; tests assert.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import pg from 'pg';
 
 export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
@@ -84,4 +85,26 @@ export function rssMiB(pid: number): number {
 export function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
+}
+
+/**
+ * The database a bench runs on: SQLite (no URL) or a fresh PostgreSQL schema in
+ * MAILMUX_BENCH_DATABASE_URL (or MAILMUX_TEST_DATABASE_URL), dropped by drop().
+ */
+export async function benchDatabase(backend: string): Promise<{ databaseUrl: string | undefined; drop(): Promise<void> }> {
+  if (backend !== 'postgres') return { databaseUrl: undefined, drop: async () => undefined };
+  const url = process.env.MAILMUX_BENCH_DATABASE_URL ?? process.env.MAILMUX_TEST_DATABASE_URL;
+  if (!url) throw new Error('set MAILMUX_BENCH_DATABASE_URL for the PostgreSQL run');
+  const schema = `bench_${Date.now()}`;
+  const admin = async (q: string): Promise<void> => {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    await c.query(q);
+    await c.end();
+  };
+  await admin(`CREATE SCHEMA ${schema}`);
+  return {
+    databaseUrl: `${url}${url.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema}`)}`,
+    drop: () => admin(`DROP SCHEMA ${schema} CASCADE`),
+  };
 }

@@ -5,11 +5,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { loadConfig } from '../src/config/config.ts';
 import { openServices } from '../src/app/app.ts';
 import { silentLogger } from '../src/services/context.ts';
-import { arg, load, rssMiB, startServer, summary } from './lib.ts';
+import { arg, benchDatabase, load, rssMiB, startServer, summary } from './lib.ts';
 
 const backend = arg('backend', 'sqlite');
 const total = Number(arg('messages', '100000'));
@@ -33,18 +32,8 @@ function message(i: number, to: string): Buffer {
 
 async function main(): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'mailmux-bench-'));
-  const pgUrl = process.env.MAILMUX_BENCH_DATABASE_URL ?? process.env.MAILMUX_TEST_DATABASE_URL;
-  let databaseUrl: string | null = null;
-  let schema: string | null = null;
-  if (backend === 'postgres') {
-    if (!pgUrl) throw new Error('set MAILMUX_BENCH_DATABASE_URL for the PostgreSQL run');
-    schema = `bench_${Date.now()}`;
-    const c = new pg.Client({ connectionString: pgUrl });
-    await c.connect();
-    await c.query(`CREATE SCHEMA ${schema}`);
-    await c.end();
-    databaseUrl = `${pgUrl}${pgUrl.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema}`)}`;
-  }
+  const db = await benchDatabase(backend);
+  const databaseUrl = db.databaseUrl;
   const env = { MAILMUX_DATA_DIR: dataDir, MAILMUX_DEFAULT_DOMAIN: 'bench.mailmux.test', MAILMUX_HTTP_PORT: '0', MAILMUX_SMTP_PORT: '0', MAILMUX_SUBMISSION_PORT: '0', MAILMUX_SUBMISSIONS_PORT: '0', MAILMUX_RATE_LIMIT_MAILBOX: '0', ...(databaseUrl ? { MAILMUX_DATABASE_URL: databaseUrl } : {}) };
 
   // Fill through the one ingest path, in this process, before the server starts.
@@ -87,12 +76,7 @@ async function main(): Promise<void> {
   console.log(`server RSS after the run: ${rss} MiB`);
 
   rmSync(dataDir, { recursive: true, force: true });
-  if (schema && pgUrl) {
-    const c = new pg.Client({ connectionString: pgUrl });
-    await c.connect();
-    await c.query(`DROP SCHEMA ${schema} CASCADE`);
-    await c.end();
-  }
+  await db.drop();
 }
 
 main().catch((err: unknown) => {

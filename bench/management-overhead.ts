@@ -5,7 +5,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { arg, startServer } from './lib.ts';
+import { arg, benchDatabase, startServer } from './lib.ts';
 
 const seconds = arg('seconds', '10');
 const backend = arg('backend', 'sqlite');
@@ -29,18 +29,8 @@ function wrk(url: string, headers: string[]): WrkResult {
 
 async function main(): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'mailmux-bench-'));
-  const pgUrl = process.env.MAILMUX_BENCH_DATABASE_URL ?? process.env.MAILMUX_TEST_DATABASE_URL;
-  if (backend === 'postgres' && !pgUrl) throw new Error('set MAILMUX_BENCH_DATABASE_URL for the PostgreSQL run');
-  const schema = `bench_${Date.now()}`;
-  let databaseUrl: string | undefined;
-  if (backend === 'postgres') {
-    const pg = (await import('pg')).default;
-    const c = new pg.Client({ connectionString: pgUrl });
-    await c.connect();
-    await c.query(`CREATE SCHEMA ${schema}`);
-    await c.end();
-    databaseUrl = `${pgUrl}${pgUrl!.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema}`)}`;
-  }
+  const db = await benchDatabase(backend);
+  const databaseUrl = db.databaseUrl;
   const server = await startServer({
     MAILMUX_DATA_DIR: dataDir,
     MAILMUX_HTTP_PORT: '0',
@@ -75,13 +65,7 @@ async function main(): Promise<void> {
   console.log(`| Mailmux | ${mm.rps} | ${mm.p50} | ${mm.p99} | ${mm.non2xx} |`);
   console.log(`| bare Fastify | ${ref.rps} | ${ref.p50} | ${ref.p99} | ${ref.non2xx} |`);
   console.log(`ratio Mailmux / bare Fastify: ${(mm.rps / ref.rps).toFixed(2)} (goal >= 0.6)`);
-  if (backend === 'postgres') {
-    const pg = (await import('pg')).default;
-    const c = new pg.Client({ connectionString: pgUrl });
-    await c.connect();
-    await c.query(`DROP SCHEMA ${schema} CASCADE`);
-    await c.end();
-  }
+  await db.drop();
 }
 
 main().catch((err: unknown) => {

@@ -6,9 +6,8 @@ import net from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { LoopbackDns } from '../test/helpers/dns-server.ts';
-import { arg, rssMiB, startServer } from './lib.ts';
+import { arg, benchDatabase, rssMiB, startServer } from './lib.ts';
 
 const backend = arg('backend', 'sqlite');
 const total = Number(arg('messages', '10000'));
@@ -99,17 +98,8 @@ async function main(): Promise<void> {
   const dns = new LoopbackDns();
   const dnsAddr = await dns.start();
   const dataDir = mkdtempSync(join(tmpdir(), 'mailmux-bench-'));
-  const pgUrl = process.env.MAILMUX_BENCH_DATABASE_URL ?? process.env.MAILMUX_TEST_DATABASE_URL;
-  const schema = `bench_${Date.now()}`;
-  let databaseUrl: string | undefined;
-  if (backend === 'postgres') {
-    if (!pgUrl) throw new Error('set MAILMUX_BENCH_DATABASE_URL for the PostgreSQL run');
-    const c = new pg.Client({ connectionString: pgUrl });
-    await c.connect();
-    await c.query(`CREATE SCHEMA ${schema}`);
-    await c.end();
-    databaseUrl = `${pgUrl}${pgUrl.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema}`)}`;
-  }
+  const db = await benchDatabase(backend);
+  const databaseUrl = db.databaseUrl;
   const server = await startServer({
     MAILMUX_DATA_DIR: dataDir,
     MAILMUX_HTTP_PORT: '0',
@@ -179,12 +169,7 @@ async function main(): Promise<void> {
   console.log(`first connect to last 250: ${seconds.toFixed(2)} s = ${Math.round(total / seconds)} msg/s; stored ${stored}/${total}; server RSS ${rss} MiB`);
   rmSync(dataDir, { recursive: true, force: true });
   await dns.stop();
-  if (backend === 'postgres') {
-    const c = new pg.Client({ connectionString: pgUrl });
-    await c.connect();
-    await c.query(`DROP SCHEMA ${schema} CASCADE`);
-    await c.end();
-  }
+  await db.drop();
 }
 
 main().catch((err: unknown) => {

@@ -9,6 +9,9 @@ import type { ContentOptions, MessagesService } from './messages.ts';
 import { stateOf } from './states.ts';
 import type { Address, StoredAddresses } from './views.ts';
 
+/** Messages read per thread for a summary's participants (the newest ones). */
+export const PARTICIPANT_SCAN_MAX = 50;
+
 export class ThreadsService {
   private readonly ctx: ServiceContext;
   private readonly messages: MessagesService;
@@ -29,30 +32,32 @@ export class ThreadsService {
     return [...seen.values()];
   }
 
-  /** Summaries of several threads from one query for their messages and one for folder ids. */
+  /**
+   * Summaries of a page of threads with bounded work however long a thread is: counts and folders
+   * are aggregated in SQL; the last message and the participants come from the newest
+   * PARTICIPANT_SCAN_MAX messages of each thread.
+   */
   private async summaries(threads: ThreadRow[], states: { thread_state: string; email_state: string }) {
-    const rows = await this.ctx.store.messages.forThreads(threads.map((t) => t.id));
-    const byThread = new Map<string, MessageRow[]>();
-    for (const r of rows) byThread.set(r.thread_id, [...(byThread.get(r.thread_id) ?? []), r]);
-    const folderIds = await this.ctx.store.messages.folderIdsOf(rows.map((r) => r.id));
-    const lasts = threads.map((t) => byThread.get(t.id)?.at(-1)).filter((r): r is MessageRow => r !== undefined);
+    const ids = threads.map((t) => t.id);
+    const [stats, folders] = await Promise.all([this.ctx.store.messages.threadStats(ids), this.ctx.store.messages.threadFolders(ids)]);
+    const recent = new Map<string, MessageRow[]>();
+    for (const t of threads) recent.set(t.id, await this.ctx.store.messages.latestInThread(t.id, PARTICIPANT_SCAN_MAX));
+    const lasts = threads.map((t) => recent.get(t.id)?.[0]).filter((r): r is MessageRow => r !== undefined);
     const lastViews = new Map((await this.messages.summaries(lasts)).map((v) => [v.id as string, v]));
     return threads.map((thread) => {
-      const own = byThread.get(thread.id) ?? [];
-      const last = own.at(-1);
+      const newest = recent.get(thread.id) ?? [];
+      const st = stats.get(thread.id) ?? { count: 0, unread: 0, attachments: false };
+      const last = newest[0];
       return {
-        view: {
-          id: thread.id,
-          subject: thread.subject,
-          message_count: own.length,
-          unread_count: own.filter((r) => r.seen === 0).length,
-          has_attachments: own.some((r) => r.has_attachments === 1),
-          folder_ids: [...new Set(own.flatMap((r) => folderIds.get(r.id) ?? []))],
-          participants: this.participants(own),
-          last_message: last ? (lastViews.get(last.id) ?? null) : null,
-          states,
-        },
-        rows: own,
+        id: thread.id,
+        subject: thread.subject,
+        message_count: st.count,
+        unread_count: st.unread,
+        has_attachments: st.attachments,
+        folder_ids: folders.get(thread.id) ?? [],
+        participants: this.participants([...newest].reverse()),
+        last_message: last ? (lastViews.get(last.id) ?? null) : null,
+        states,
       };
     });
   }
@@ -71,7 +76,7 @@ export class ThreadsService {
     const hasMore = rows.length > limit;
     const page = hasMore ? rows.slice(0, limit) : rows;
     const states = await this.states(mailboxId);
-    const items = (await this.summaries(page, states)).map((s) => s.view);
+    const items = await this.summaries(page, states);
     const last = page[page.length - 1];
     return { items, hasMore, ...(hasMore && last ? { nextCursor: encodeCursor({ v: last.last_received_at, id: last.id }) } : {}), queryState: states.thread_state };
   }
@@ -97,9 +102,9 @@ export class ThreadsService {
 
   async get(mailboxId: string, id: string) {
     const t = await this.thread(mailboxId, id);
-    const [first] = await this.summaries([t], await this.states(mailboxId));
-    const { view, rows } = first!;
-    const full = { ...view, message_ids: rows.map((r) => r.id) };
+    const [view] = await this.summaries([t], await this.states(mailboxId));
+    const rows = await this.ctx.store.messages.threadMessageIds(t.id);
+    const full = { ...view!, message_ids: rows.map((r) => r.id) };
     const etag = `W/"${createHash('sha256').update(JSON.stringify([full.message_ids, rows.map((r) => r.modseq)])).digest('hex').slice(0, 16)}"`;
     return { view: full, etag };
   }
@@ -115,13 +120,13 @@ export class ThreadsService {
 
   async content(mailboxId: string, id: string, o: ContentOptions, sort: 'asc' | 'desc', limit: number, cursor?: string) {
     const t = await this.thread(mailboxId, id);
-    const rows = await this.ctx.store.messageQuery.list({ mailboxId, threadId: t.id }, { by: 'received_at', direction: sort }, limit, decodeCursor(cursor));
+    const rows = await this.ctx.store.messageQuery.list({ mailboxId, threadId: t.id }, { by: 'received_at', direction: sort }, limit, decodeCursor(cursor), 'full');
     const hasMore = rows.length > limit;
     const page = hasMore ? rows.slice(0, limit) : rows;
     const emailState = await stateOf(this.ctx.store, mailboxId, 'message');
     const items = [];
     for (const r of page) items.push(await this.messages.contentOf(r, o, emailState));
-    const all = await this.ctx.store.messages.threadMessages(t.id);
+    const newest = await this.ctx.store.messages.latestInThread(t.id, PARTICIPANT_SCAN_MAX);
     const last = page[page.length - 1];
     return {
       items,
@@ -129,7 +134,7 @@ export class ThreadsService {
       ...(hasMore && last ? { nextCursor: encodeCursor({ v: last.received_at, id: last.id }) } : {}),
       meta: {
         thread_id: t.id,
-        participants: this.participants(all),
+        participants: this.participants([...newest].reverse()),
         states: { thread_state: await stateOf(this.ctx.store, mailboxId, 'thread'), email_state: emailState, option_hash: this.messages.optionHash(o) },
       },
     };

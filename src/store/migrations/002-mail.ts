@@ -82,6 +82,8 @@ export async function migration002(db: Kysely<any>, dialect: Dialect): Promise<v
     ['messages_mailbox_from_idx', ['mailbox_id', 'from_sort', 'id']],
     ['messages_mailbox_size_idx', ['mailbox_id', 'size_bytes', 'id']],
     ['messages_thread_idx', ['thread_id', 'received_at', 'id']],
+    // Covers thread summaries' counts (messages, unread, attachments) without reading the rows.
+    ['messages_thread_stats_idx', ['thread_id', 'seen', 'has_attachments']],
     ['messages_mailbox_rfcid_idx', ['mailbox_id', 'rfc_message_id']],
     ['messages_blob_idx', ['blob_sha256']],
   ] as const) {

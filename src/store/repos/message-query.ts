@@ -142,9 +142,15 @@ export class MessageQuery {
     return q;
   }
 
-  async list(f: MessageFilter, sort: MessageSort, limit: number, after: { v: string | number; id: string } | null): Promise<MessageRow[]> {
+  /**
+   * A page of messages in sort order. `summary` rows leave out the bodies and the stored header
+   * and IMAP structures (most of a row's bytes); `full` rows have everything.
+   */
+  async list(f: MessageFilter, sort: MessageSort, limit: number, after: { v: string | number; id: string } | null, columns: 'summary' | 'full' = 'summary'): Promise<MessageRow[]> {
     const column = SORT_COLUMNS[sort.by];
-    let q = this.apply(this.ctx.db.selectFrom('messages').selectAll('messages') as unknown as Q, f);
+    const base = this.ctx.db.selectFrom('messages');
+    const selected = columns === 'full' ? base.selectAll('messages') : base.select(SUMMARY_COLUMNS.map((c) => `messages.${c}` as const));
+    let q = this.apply(selected as unknown as Q, f);
     if (after) {
       const cmp = sort.direction === 'desc' ? '<' : '>';
       const v = column === 'size_bytes' ? Number(after.v) : String(after.v);
@@ -171,6 +177,13 @@ export class MessageQuery {
     return (rows as { id: string }[]).map((r) => r.id);
   }
 }
+
+/** What a message summary, a snippet or a sort cursor needs from a row. */
+const SUMMARY_COLUMNS = [
+  'id', 'mailbox_id', 'thread_id', 'blob_sha256', 'size_bytes', 'received_at', 'sent_at', 'sent_sort', 'subject', 'subject_sort',
+  'from_sort', 'to_sort', 'addresses', 'preview', 'has_attachments', 'attachments', 'rfc_message_id', 'keywords', 'seen', 'flagged',
+  'answered', 'draft', 'is_spam', 'modseq',
+] as const;
 
 export function sortValue(row: MessageRow, by: SortBy): string | number {
   return row[SORT_COLUMNS[by]];

@@ -157,13 +157,47 @@ export class MessagesRepo {
     return this.ctx.db.selectFrom('messages').selectAll().where('mailbox_id', '=', mailboxId).limit(limit).execute();
   }
 
-  /** Every message of these threads, oldest first within each (one query for a page of threads). */
-  async forThreads(threadIds: string[]): Promise<MessageRow[]> {
-    if (threadIds.length === 0) return [];
-    return this.ctx.db.selectFrom('messages').selectAll().where('thread_id', 'in', threadIds).orderBy('received_at', 'asc').orderBy('id', 'asc').execute();
+  /** Per thread: message count, unread count, whether any message has attachments (aggregated in SQL). */
+  async threadStats(threadIds: string[]): Promise<Map<string, { count: number; unread: number; attachments: boolean }>> {
+    const out = new Map<string, { count: number; unread: number; attachments: boolean }>();
+    if (threadIds.length === 0) return out;
+    const rows = await this.ctx.db
+      .selectFrom('messages')
+      .select((eb) => [
+        'thread_id',
+        eb.fn.countAll<number>().as('n'),
+        eb.fn.sum<number>(eb.case().when('seen', '=', 0).then(1).else(0).end()).as('unread'),
+        eb.fn.max('has_attachments').as('att'),
+      ])
+      .where('thread_id', 'in', threadIds)
+      .groupBy('thread_id')
+      .execute();
+    for (const r of rows) out.set(r.thread_id, { count: Number(r.n), unread: Number(r.unread ?? 0), attachments: Number(r.att ?? 0) === 1 });
+    return out;
   }
 
-  async threadMessages(threadId: string): Promise<MessageRow[]> {
-    return this.ctx.db.selectFrom('messages').selectAll().where('thread_id', '=', threadId).orderBy('received_at', 'asc').orderBy('id', 'asc').execute();
+  /** The folders any message of each thread is in. */
+  async threadFolders(threadIds: string[]): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>();
+    if (threadIds.length === 0) return out;
+    const rows = await this.ctx.db
+      .selectFrom('message_folders')
+      .innerJoin('messages', 'messages.id', 'message_folders.message_id')
+      .select(['messages.thread_id as thread_id', 'message_folders.folder_id as folder_id'])
+      .distinct()
+      .where('messages.thread_id', 'in', threadIds)
+      .execute();
+    for (const r of rows) out.set(r.thread_id, [...(out.get(r.thread_id) ?? []), r.folder_id]);
+    return out;
+  }
+
+  /** The newest messages of a thread, newest first, at most `limit`. */
+  async latestInThread(threadId: string, limit: number): Promise<MessageRow[]> {
+    return this.ctx.db.selectFrom('messages').selectAll().where('thread_id', '=', threadId).orderBy('received_at', 'desc').orderBy('id', 'desc').limit(limit).execute();
+  }
+
+  /** Ids and versions of a thread's messages in order (ids only, however long the thread). */
+  async threadMessageIds(threadId: string): Promise<{ id: string; modseq: number }[]> {
+    return this.ctx.db.selectFrom('messages').select(['id', 'modseq']).where('thread_id', '=', threadId).orderBy('received_at', 'asc').orderBy('id', 'asc').execute();
   }
 }
