@@ -1,7 +1,6 @@
 // The mailbox-level reads of the Mailbox API: me, session (capabilities, limits, states, gated
 // features), identity and identities, quotas and usage, and the granted-mailbox list. Capabilities
 // say only what this server really does.
-import { createHash } from 'node:crypto';
 import { iso } from '../../core/clock.ts';
 import { AppError, notFound } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
@@ -115,10 +114,6 @@ export class AccountService {
         sync: f.changes ? ['/mailbox/changes', '/mailbox/messages/query-changes', '/mailbox/folders/changes', '/mailbox/folders/query-changes'] : [],
       },
     };
-  }
-
-  etagOf(value: unknown): string {
-    return `W/"${createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 16)}"`;
   }
 
   async identities(mailboxId: string) {

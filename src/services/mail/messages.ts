@@ -9,6 +9,7 @@ import { sortValue, searchWords, type MessageFilter, type MessageRow, type Messa
 import { cleanBody, type CleanOptions } from '../../mime/clean/index.ts';
 import { extractPart } from '../../mime/extract.ts';
 import type { ServiceContext } from '../context.ts';
+import { etagOf } from '../etag.ts';
 import type { FoldersService } from './folders.ts';
 import { stateOf } from './states.ts';
 import { attachmentViews, DownloadTokens, partIdOf, summaryView, detailView, type StoredAddresses, type ViewContext } from './views.ts';
@@ -166,7 +167,7 @@ export class MessagesService {
   }
 
   etag(row: MessageRow, folderIds: string[]): string {
-    return `W/"${createHash('sha256').update(`${row.id}:${row.modseq}:${folderIds.join(',')}`).digest('hex').slice(0, 16)}"`;
+    return etagOf([row.id, row.modseq, folderIds]);
   }
 
   async currentEtag(mailboxId: string, id: string): Promise<string> {

@@ -1,6 +1,5 @@
 // State tokens: opaque strings that encode the newest change-log id of one (mailbox, type).
 // The same log answers /changes (issue: sync), so a token is a position in it.
-import { invalidParameter } from '../../core/errors.ts';
 import type { Store } from '../../store/index.ts';
 
 export const STATE_TYPES = ['message', 'folder', 'thread', 'submission', 'identity', 'quota'] as const;
@@ -10,10 +9,6 @@ export function encodeState(changeId: number): string {
   return `s${changeId.toString(36)}`;
 }
 
-export function decodeState(token: string, param = 'since_state'): number {
-  if (!/^s[0-9a-z]{1,12}$/.test(token)) throw invalidParameter('Invalid sync state', param);
-  return parseInt(token.slice(1), 36);
-}
 
 export async function stateOf(store: Pick<Store, 'changes'>, mailboxId: string, type: StateType): Promise<string> {
   return encodeState(await store.changes.latest(mailboxId, type));

@@ -1,10 +1,10 @@
 // Threads through the Mailbox API: list (threads with a matching message, newest activity first),
 // get (with message ids in order), the thread's messages, and its clean content paged.
-import { createHash } from 'node:crypto';
 import { decodeCursor, encodeCursor } from '../../core/cursor.ts';
 import { notFound } from '../../core/errors.ts';
 import type { MessageFilter, MessageRow, ThreadRow } from '../../store/index.ts';
 import type { ServiceContext } from '../context.ts';
+import { etagOf } from '../etag.ts';
 import type { ContentOptions, MessagesService } from './messages.ts';
 import { stateOf } from './states.ts';
 import type { Address, StoredAddresses } from './views.ts';
@@ -105,7 +105,7 @@ export class ThreadsService {
     const [view] = await this.summaries([t], await this.states(mailboxId));
     const rows = await this.ctx.store.messages.threadMessageIds(t.id);
     const full = { ...view!, message_ids: rows.map((r) => r.id) };
-    const etag = `W/"${createHash('sha256').update(JSON.stringify([full.message_ids, rows.map((r) => r.modseq)])).digest('hex').slice(0, 16)}"`;
+    const etag = etagOf([full.message_ids, rows.map((r) => r.modseq)]);
     return { view: full, etag };
   }
 

@@ -109,7 +109,3 @@ export function detailView(row: MessageRow, folderIds: string[], vc: ViewContext
   return { ...summaryView(row, folderIds, vc), text_body: row.text_body, html_body: row.html_body };
 }
 
-/** The part of a detail view that identifies its version (download URLs excluded). */
-export function messageEtagBasis(row: MessageRow, folderIds: string[]): unknown {
-  return [row.id, row.modseq, folderIds];
-}

@@ -1,4 +1,5 @@
 // Mailbox API: me, session, identity, identities, granted mailboxes, quotas, usage.
+import { etagOf } from '../../../../services/etag.ts';
 import { defineRoute, limitOf, type RouteDeps } from '../../route.ts';
 import type { MailboxPrincipal } from './common.ts';
 
@@ -11,7 +12,7 @@ export function registerAccountRoutes(deps: RouteDeps): void {
     surface: 'mailbox',
     handler: async ({ principal }) => {
       const me = await account.me(principal.mailboxId);
-      return { data: me, etag: account.etagOf(me) };
+      return { data: me, etag: etagOf(me) };
     },
   });
 
@@ -21,7 +22,7 @@ export function registerAccountRoutes(deps: RouteDeps): void {
     surface: 'mailbox',
     handler: async ({ principal }) => {
       const session = await account.session(principal.mailboxId);
-      return { data: session, etag: account.etagOf(session) };
+      return { data: session, etag: etagOf(session) };
     },
   });
 
@@ -84,7 +85,7 @@ export function registerAccountRoutes(deps: RouteDeps): void {
     surface: 'mailbox',
     handler: async ({ principal }) => {
       const usage = await account.usage(principal.mailboxId);
-      return { data: usage, etag: account.etagOf(usage) };
+      return { data: usage, etag: etagOf(usage) };
     },
   });
 }

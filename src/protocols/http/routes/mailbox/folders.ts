@@ -1,10 +1,11 @@
 // Mailbox API folders: list, create, get, patch, delete (only empty custom folders).
+import { etagOf } from '../../../../services/etag.ts';
 import { defineRoute, limitOf, type RouteDeps } from '../../route.ts';
 import { pagination, type MailboxPrincipal } from './common.ts';
 
 export function registerFolderRoutes(deps: RouteDeps): void {
   const folders = deps.services.folders;
-  const etag = (v: unknown): string => deps.services.account.etagOf(v);
+  const etag = etagOf;
 
   defineRoute<MailboxPrincipal>(deps, {
     method: 'GET',

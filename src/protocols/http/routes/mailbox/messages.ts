@@ -3,6 +3,7 @@
 import { invalidParameter } from '../../../../core/errors.ts';
 import { errorBody } from '../../errors.ts';
 import { BODY_CHARS_DEFAULT } from '../../../../services/mail/messages.ts';
+import { etagOf } from '../../../../services/etag.ts';
 import { defineRoute, limitOf, type RouteDeps } from '../../route.ts';
 import { contentOptions, filterFromQuery, pagination, sortFromQuery, type MailboxPrincipal } from './common.ts';
 
@@ -120,7 +121,7 @@ export function registerMessageRoutes(deps: RouteDeps): void {
     surface: 'mailbox',
     handler: async ({ principal, params, query }) => {
       const body = await messages.rawBody(principal.mailboxId, params.message_id ?? '', query.part ?? 'both', typeof query.max_body_chars === 'number' ? query.max_body_chars : BODY_CHARS_DEFAULT);
-      return { data: body, etag: deps.services.account.etagOf([body.id, body.part, body.body.truncated_at_chars, body.states.email_state]) };
+      return { data: body, etag: etagOf([body.id, body.part, body.body.truncated_at_chars, body.states.email_state]) };
     },
   });
 
@@ -131,7 +132,7 @@ export function registerMessageRoutes(deps: RouteDeps): void {
     handler: async ({ principal, params, query }) => {
       const content = await messages.content(principal.mailboxId, params.message_id ?? '', contentOptions(query, { maxBodyChars: BODY_CHARS_DEFAULT }));
       const { attachments: _urls, ...stable } = content;
-      return { data: content, etag: deps.services.account.etagOf(stable) };
+      return { data: content, etag: etagOf(stable) };
     },
   });
 

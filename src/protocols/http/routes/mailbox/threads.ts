@@ -1,4 +1,5 @@
 // Mailbox API threads: list, get, messages, clean content.
+import { etagOf } from '../../../../services/etag.ts';
 import { defineRoute, limitOf, type RouteDeps } from '../../route.ts';
 import { contentOptions, filterFromQuery, pagination, type MailboxPrincipal } from './common.ts';
 
@@ -48,7 +49,7 @@ export function registerThreadRoutes(deps: RouteDeps): void {
     surface: 'mailbox',
     handler: async ({ principal, params, query }) => {
       const page = await threads.content(principal.mailboxId, params.thread_id ?? '', contentOptions(query, { maxBodyChars: 25_000 }), query.sort === 'desc' ? 'desc' : 'asc', limitOf(query, 25), query.cursor);
-      const etag = deps.services.account.etagOf([page.items.map((i) => ({ ...i, attachments: undefined })), page.meta.states]);
+      const etag = etagOf([page.items.map((i) => ({ ...i, attachments: undefined })), page.meta.states]);
       return { data: page.items, pagination: pagination(page), meta: page.meta, etag };
     },
   });
