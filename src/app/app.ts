@@ -48,6 +48,7 @@ export async function startMailmux(config: Config, opts: { log?: Logger; clock?:
   let smtp: InboundSmtp | null = null;
   try {
     await services.domains.ensureDefaultDomain();
+    await services.events.start();
     await http.listen({ host: config.listenHost, port: config.httpPort });
     smtp = await startInboundSmtp(services);
     // Only once the API is reachable: the first root key is shown once, so a start that fails
@@ -60,6 +61,7 @@ export async function startMailmux(config: Config, opts: { log?: Logger; clock?:
     await maintenance.stop();
     await smtp?.close();
     await http.close();
+    await services.events.stop();
     await store.close();
     throw err;
   }
@@ -80,6 +82,7 @@ export async function startMailmux(config: Config, opts: { log?: Logger; clock?:
       await inbound.close();
       await http.close();
       await maintenance.stop();
+      await services.events.stop();
       await store.close();
     },
   };

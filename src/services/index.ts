@@ -14,6 +14,7 @@ import { IngestService } from './mail/ingest.ts';
 import { MessagesService } from './mail/messages.ts';
 import { ThreadsService } from './mail/threads.ts';
 import { AccountService } from './mail/account.ts';
+import { EventsService } from './events.ts';
 
 export interface Services {
   store: Store;
@@ -31,10 +32,12 @@ export interface Services {
   messages: MessagesService;
   threads: ThreadsService;
   account: AccountService;
+  events: EventsService;
 }
 
 export function createServices(ctx: ServiceContext, hooks: { onMailboxDeleted?: () => void } = {}): Services {
   const dns = new Dns(ctx.config.dnsServers);
+  const events = new EventsService(ctx);
   const folders = new FoldersService(ctx);
   const messages = new MessagesService(ctx, folders);
   const account = new AccountService(ctx);
@@ -55,9 +58,10 @@ export function createServices(ctx: ServiceContext, hooks: { onMailboxDeleted?: 
     mailboxes,
     filters: new FiltersService(ctx),
     folders,
-    ingest: new IngestService(ctx),
+    ingest: new IngestService(ctx, events),
     messages,
     threads: new ThreadsService(ctx, messages),
     account,
+    events,
   };
 }

@@ -27,6 +27,7 @@ import { MessageQuery } from './repos/message-query.ts';
 import { IdentitiesRepo } from './repos/identities.ts';
 import { IncomingLogsRepo } from './repos/incoming-logs.ts';
 import { SettingsRepo } from './repos/settings.ts';
+import { EventsRepo } from './repos/events.ts';
 
 export type { Dialect } from './dialect.ts';
 export type { BlobStore, BlobRef, StagedBlob } from './blobs/blob-store.ts';
@@ -43,6 +44,7 @@ export type { MessageFilter, MessageSort, SortBy } from './repos/message-query.t
 export { sortValue, searchWords, SORT_COLUMNS } from './repos/message-query.ts';
 export type { IdentityRow } from './repos/identities.ts';
 export type { IncomingLogRow, IncomingLogQuery } from './repos/incoming-logs.ts';
+export type { EventRow, EventInsert } from './repos/events.ts';
 
 export interface Repos {
   teams: TeamsRepo;
@@ -59,6 +61,12 @@ export interface Repos {
   identities: IdentitiesRepo;
   incomingLogs: IncomingLogsRepo;
   settings: SettingsRepo;
+  events: EventsRepo;
+  /**
+   * Runs fn after the enclosing transaction commits (never if it rolls back); outside a
+   * transaction, at once. Publishing events and waking workers hang off this.
+   */
+  afterCommit(fn: () => void): void;
 }
 
 export interface Store extends Repos {
@@ -66,6 +74,10 @@ export interface Store extends Repos {
   readonly blobs: BlobStore;
   /** Runs fn in one database transaction; everything fn writes commits or rolls back together. */
   transaction<T>(fn: (tx: Repos) => Promise<T>): Promise<T>;
+  /** Tells every process sharing the database that events were committed (PostgreSQL NOTIFY; a no-op on SQLite). */
+  notifyEvents(): Promise<void>;
+  /** Calls fn when another process commits events; returns the unsubscribe. */
+  listenEvents(fn: () => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
@@ -95,6 +107,45 @@ function reposFor(ctx: RepoContext): Repos {
     identities: new IdentitiesRepo(ctx),
     incomingLogs: new IncomingLogsRepo(ctx),
     settings: new SettingsRepo(ctx),
+    events: new EventsRepo(ctx),
+    afterCommit: ctx.afterCommit ?? ((fn) => fn()),
+  };
+}
+
+/**
+ * A dedicated connection that LISTENs on `channel`; reconnects after errors (each reconnect calls
+ * fn once, since notifications may have been missed meanwhile).
+ */
+async function listenPg(url: string, schema: string | undefined, channel: string, fn: () => void): Promise<() => Promise<void>> {
+  let client: pg.Client | null = null;
+  let closed = false;
+  let retry: NodeJS.Timeout | null = null;
+  const reconnect = (): void => {
+    retry = setTimeout(() => void connect().then(fn, reconnect), 1000);
+    retry.unref();
+  };
+  const connect = async (): Promise<void> => {
+    const c = new pg.Client({ connectionString: url, ...(schema ? { options: `-c search_path=${schema}` } : {}) });
+    c.on('notification', () => fn());
+    c.on('error', () => {
+      if (closed) return;
+      client = null;
+      void c.end().catch(() => undefined);
+      reconnect();
+    });
+    await c.connect();
+    await c.query(`LISTEN "${channel}"`);
+    if (closed) {
+      await c.end();
+      return;
+    }
+    client = c;
+  };
+  await connect();
+  return async () => {
+    closed = true;
+    if (retry) clearTimeout(retry);
+    await client?.end().catch(() => undefined);
   };
 }
 
@@ -164,11 +215,28 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   }
 
   const repos = reposFor({ db, clock, dialect });
+  // One channel per schema: test schemas sharing a database do not wake each other.
+  const eventsChannel = `mailmux_events_${options.pgSchema ?? 'public'}`;
   return {
     ...repos,
     dialect,
     blobs,
-    transaction: (fn) => db.transaction().execute((trx) => fn(reposFor({ db: trx, clock, dialect }))),
+    transaction: async (fn) => {
+      const hooks: (() => void)[] = [];
+      const result = await db.transaction().execute((trx) => fn(reposFor({ db: trx, clock, dialect, inTransaction: true, afterCommit: (f) => hooks.push(f) })));
+      for (const h of hooks) {
+        try {
+          h();
+        } catch {
+          // A hook's failure must not turn a committed write into an error for the caller.
+        }
+      }
+      return result;
+    },
+    notifyEvents: async () => {
+      if (dialect === 'postgres') await sql`select pg_notify(${eventsChannel}, '')`.execute(db);
+    },
+    listenEvents: async (fn) => (dialect === 'postgres' && options.databaseUrl ? listenPg(options.databaseUrl, options.pgSchema, eventsChannel, fn) : async () => undefined),
     close: () => db.destroy(),
   };
 }

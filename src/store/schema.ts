@@ -213,6 +213,19 @@ export interface SettingsTable {
   value: string;
 }
 
+export interface EventsTable {
+  seq: Generated<number>;
+  id: string;
+  team_id: string;
+  mailbox_id: string | null;
+  type: string;
+  occurred_at: string;
+  data: string;
+  realtime: string | null;
+  webhook_id: string | null;
+  created_at: string;
+}
+
 export interface Database {
   teams: TeamsTable;
   api_keys: ApiKeysTable;
@@ -230,4 +243,5 @@ export interface Database {
   identities: IdentitiesTable;
   incoming_logs: IncomingLogsTable;
   settings: SettingsTable;
+  events: EventsTable;
 }

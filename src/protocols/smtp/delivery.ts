@@ -92,7 +92,10 @@ export async function deliverMessage(deps: DeliveryDeps, tx: Transaction, client
   });
   const raw = prependHeaders(stripOwnAuthResults(original, config.hostname), [`Authentication-Results: ${auth.headerValue}`, received]);
 
-  const targets = [...new Set(recipients.map((r) => r.mailboxId))].map((mailboxId) => ({ mailboxId }));
+  const targets = [...new Set(recipients.map((r) => r.mailboxId))].map((mailboxId) => ({
+    mailboxId,
+    recipients: recipients.filter((r) => r.mailboxId === mailboxId).map((r) => r.address),
+  }));
   let result;
   try {
     result = await services.ingest.deliver({
@@ -102,6 +105,7 @@ export async function deliverMessage(deps: DeliveryDeps, tx: Transaction, client
       spam: { isSpam: spam.isSpam, score: spam.score },
       authResults: auth.summary,
       enforceQuota: true,
+      announce: { sender: tx.sender === '' ? null : tx.sender },
       // The accepted rows commit with the messages: no second write (and fsync) before the 250.
       incomingLogs: (delivered, parsed) =>
         acceptedRows(

@@ -8,8 +8,10 @@ import { AppError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
 import { parseMessage, type ParsedMessage } from '../../mime/parse.ts';
 import { threadKeys } from '../../mime/threading.ts';
-import type { IncomingLogRow, Repos, StagedBlob } from '../../store/index.ts';
+import type { IncomingLogRow, MailboxRow, MessageRow, Repos, StagedBlob } from '../../store/index.ts';
 import type { ServiceContext } from '../context.ts';
+import type { EventsService } from '../events.ts';
+import { summaryFields } from './views.ts';
 import type { FolderRole } from './folders.ts';
 
 /** Subject-only threading joins a thread only if its last message is this recent. */
@@ -24,6 +26,8 @@ export interface IngestTarget {
   /** Folder by role; spam overrides to the spam folder. Default inbox. */
   folderRole?: FolderRole;
   keywords?: string[];
+  /** The envelope recipients that led here (reported in message.received events). */
+  recipients?: string[];
 }
 
 export interface IngestInput {
@@ -36,6 +40,10 @@ export interface IngestInput {
   incomingLogs?: (delivered: IngestedMessage[], parsed: ParsedMessage) => IncomingLogRow[];
   /** Refuse delivery to a mailbox whose quota this message would exceed (inbound mail); sent copies are always kept. */
   enforceQuota?: boolean;
+  /** Inbound mail: emit message.received / message.received.spam for each stored copy, with the envelope sender. */
+  announce?: { sender: string | null };
+  /** More writes that must commit with the messages (a send's submission and queue rows). */
+  inTransaction?: (tx: Repos, delivered: IngestedMessage[], parsed: ParsedMessage) => Promise<void>;
 }
 
 export interface IngestedMessage {
@@ -77,6 +85,50 @@ class Touched {
   }
 }
 
+/** Bytes of each body (text, html) carried in a realtime event. */
+export const REALTIME_BODY_MAX_BYTES = 16_384;
+
+function capBytes(s: string | null, max: number): { value: string | undefined; truncated: boolean } {
+  if (s === null) return { value: undefined, truncated: false };
+  const buf = Buffer.from(s, 'utf8');
+  if (buf.byteLength <= max) return { value: s, truncated: false };
+  // Cut on a character boundary: drop a partial UTF-8 sequence at the end.
+  let end = max;
+  while (end > 0 && (buf[end]! & 0xc0) === 0x80) end--;
+  return { value: buf.subarray(0, end).toString('utf8'), truncated: true };
+}
+
+/**
+ * The MailboxRealtimeEvent of a received message, kept with the event for SSE replay. Attachment
+ * metadata is added when it is sent (download links are short-lived).
+ */
+function realtimeEvent(row: MessageRow, folderId: string, mailbox: MailboxRow, isSpam: boolean, recipients: string[], sender: string | null): Record<string, unknown> {
+  const summary = summaryFields(row, [folderId]);
+  const text = capBytes(row.text_body, REALTIME_BODY_MAX_BYTES);
+  const html = capBytes(row.html_body, REALTIME_BODY_MAX_BYTES);
+  return {
+    event_type: isSpam ? 'message.received.spam' : 'message.received',
+    mailbox_id: mailbox.id,
+    team_public_id: mailbox.team_id,
+    occurred_at: row.received_at,
+    message_id: row.rfc_message_id,
+    message_id_kind: row.rfc_message_id ? 'rfc5322' : null,
+    sender,
+    recipients,
+    is_spam: isSpam,
+    message: {
+      ...summary,
+      rfc5322_message_id: row.rfc_message_id,
+      body: {
+        ...(text.value !== undefined ? { text: text.value } : {}),
+        ...(html.value !== undefined ? { html: html.value } : {}),
+        is_truncated: text.truncated || html.truncated,
+        max_bytes: REALTIME_BODY_MAX_BYTES,
+      },
+    },
+  };
+}
+
 function addressText(list: { email: string; name: string | null }[]): string {
   return list.map((a) => lower(a.name ? `${a.name} <${a.email}>` : a.email)).join(', ');
 }
@@ -88,8 +140,11 @@ export class IngestService {
   private flushScheduled = false;
   private readonly listeners: ((r: IngestResult) => void)[] = [];
 
-  constructor(ctx: ServiceContext) {
+  private readonly events: EventsService;
+
+  constructor(ctx: ServiceContext, events: EventsService) {
     this.ctx = ctx;
+    this.events = events;
   }
 
   /** Called after each committed delivery (the event bus hangs off this). */
@@ -239,8 +294,7 @@ export class IngestService {
       const keywords = [...new Set((target.keywords ?? []).map((k) => k.toLowerCase()))].sort();
       const uid = await tx.folders.allocateUids(folder.id, 1);
       const messageId = newId('msg');
-      await tx.messages.insert({
-        row: {
+      const row: MessageRow = {
           id: messageId,
           mailbox_id: mailbox.id,
           thread_id: threadId,
@@ -278,11 +332,31 @@ export class IngestService {
           modseq: 0,
           created_at: receivedAt,
           updated_at: receivedAt,
-        },
+      };
+      await tx.messages.insert({
+        row,
         folderIds: [folder.id],
         uids: new Map([[folder.id, uid]]),
         search: { subject: parsed.subject ?? '', addresses: addressSearch, body: bodyText },
       });
+      if (input.announce) {
+        const isSpam = input.spam?.isSpam === true;
+        await this.events.emit(tx, {
+          type: isSpam ? 'message.received.spam' : 'message.received',
+          teamId: mailbox.team_id,
+          mailboxId: mailbox.id,
+          occurredAt: Date.parse(receivedAt),
+          data: {
+            is_spam: isSpam,
+            mailbox_id: mailbox.id,
+            message_id: parsed.message_id,
+            message_id_kind: parsed.message_id ? 'rfc5322' : null,
+            recipients: target.recipients ?? [mailbox.email],
+            sender: input.announce.sender ?? parsed.from?.email ?? null,
+          },
+          realtime: realtimeEvent(row, folder.id, mailbox, isSpam, target.recipients ?? [mailbox.email], input.announce.sender ?? parsed.from?.email ?? null),
+        });
+      }
       await tx.mailboxes.addUsedBytes(mailbox.id, size);
       touched.folders.set(folder.id, mailbox.id);
       touched.quotas.set(mailbox.id, mailbox.team_id);
@@ -290,6 +364,7 @@ export class IngestService {
     }
     const incomingLogs = input.incomingLogs && delivered.length > 0 ? input.incomingLogs(delivered, parsed) : [];
     await tx.incomingLogs.insert(incomingLogs);
+    if (input.inTransaction) await input.inTransaction(tx, delivered, parsed);
     return { blobSha256: job.blobSha256, parsed, delivered, refused, incomingLogs };
   }
 }

@@ -84,6 +84,11 @@ export function attachmentViews(row: MessageRow, vc: ViewContext): Record<string
 }
 
 export function summaryView(row: MessageRow, folderIds: string[], vc: ViewContext): Record<string, unknown> {
+  return { ...summaryFields(row, folderIds), attachments: attachmentViews(row, vc) };
+}
+
+/** The summary without attachment links (those carry short-lived tokens). */
+export function summaryFields(row: MessageRow, folderIds: string[]): Record<string, unknown> {
   const a = JSON.parse(row.addresses) as StoredAddresses;
   return {
     id: row.id,
@@ -101,7 +106,6 @@ export function summaryView(row: MessageRow, folderIds: string[], vc: ViewContex
     sent_at: row.sent_at,
     size_bytes: row.size_bytes,
     has_attachments: row.has_attachments === 1,
-    attachments: attachmentViews(row, vc),
   };
 }
 

@@ -5,11 +5,13 @@ import type { Migration, MigrationProvider } from 'kysely/migration';
 import type { Dialect } from '../dialect.ts';
 import { migration001 } from './001-foundation.ts';
 import { migration002 } from './002-mail.ts';
+import { migration003 } from './003-events.ts';
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {
   const all: Record<string, (db: Kysely<any>, dialect: Dialect) => Promise<void>> = {
     '001-foundation': migration001,
     '002-mail': migration002,
+    '003-events': migration003,
   };
   return {
     async getMigrations(): Promise<Record<string, Migration>> {

@@ -1,7 +1,7 @@
 // The change log: every create/update/destroy appends a row in the same transaction as the data.
 // It feeds /changes, query-changes, IMAP MODSEQ, SSE resume and the webhook outbox.
 import { iso } from '../../core/clock.ts';
-import type { RepoContext } from './common.ts';
+import { takeWriteOrderLock, type RepoContext } from './common.ts';
 
 export type ChangeKind = 'created' | 'updated' | 'destroyed';
 
@@ -21,6 +21,7 @@ export class ChangesRepo {
 
   /** Appends one change and returns its id (monotonic across the whole log). */
   async append(entry: ChangeEntry): Promise<number> {
+    await takeWriteOrderLock(this.ctx);
     const row = await this.ctx.db
       .insertInto('changes')
       .values({

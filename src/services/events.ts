@@ -1,0 +1,195 @@
+// Events: what webhooks and SSE streams see. An event is written with the data it reports, in the
+// same transaction (EventsService.emit inside store.transaction); fan-outs (the webhook outbox) run
+// in that transaction too. After commit every process learns of it by tailing the event log by
+// `seq`, woken at once in the writing process, by PostgreSQL NOTIFY in the others, and by a slow
+// poll as a safety net. Subscribers (SSE streams, the webhook worker) hear each event once, in order.
+import { newId } from '../core/ids.ts';
+import { iso } from '../core/clock.ts';
+import type { EventRow, Repos } from '../store/index.ts';
+import type { ServiceContext } from './context.ts';
+
+export const EVENT_TYPES = [
+  'message.delivered',
+  'message.bounced',
+  'message.complained',
+  'message.rejected',
+  'message.delivery_delayed',
+  'message.received',
+  'message.received.spam',
+  'sendmux.test',
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+/** WebhookEventData: every field present, null when it does not apply. */
+export interface EventData {
+  bounce_type: 'Permanent' | 'Transient' | 'Undetermined' | null;
+  bounce_subtype: string | null;
+  complaint_type: string | null;
+  complaint_subtype: string | null;
+  delay_type: string | null;
+  delay_expires_at: string | null;
+  reject_reason: string | null;
+  is_spam: boolean | null;
+  mailbox_id: string | null;
+  message_id: string | null;
+  message_id_kind: 'provider' | 'rfc5322' | null;
+  recipients: string[];
+  sender: string | null;
+  sendmux_message_id: string | null;
+  webhook_id: string | null;
+}
+
+export const EMPTY_EVENT_DATA: EventData = {
+  bounce_type: null,
+  bounce_subtype: null,
+  complaint_type: null,
+  complaint_subtype: null,
+  delay_type: null,
+  delay_expires_at: null,
+  reject_reason: null,
+  is_spam: null,
+  mailbox_id: null,
+  message_id: null,
+  message_id_kind: null,
+  recipients: [],
+  sender: null,
+  sendmux_message_id: null,
+  webhook_id: null,
+};
+
+export interface EmitInput {
+  type: EventType;
+  teamId: string;
+  mailboxId: string | null;
+  /** Fields of WebhookEventData; the rest default to null. */
+  data: Partial<EventData>;
+  /** The MailboxRealtimeEvent body for SSE (message.received*). */
+  realtime?: Record<string, unknown> | null;
+  /** sendmux.test: only this webhook receives it. */
+  webhookId?: string | null;
+  occurredAt?: number;
+}
+
+/** Runs inside the emitting transaction (the webhook outbox). */
+export type Fanout = (tx: Repos, event: EventRow) => Promise<void>;
+export type EventListener = (event: EventRow) => void;
+
+/** The webhook payload (WebhookEventPayload) of a stored event. */
+export function webhookPayload(e: EventRow): { id: string; type: string; occurred_at: string; team_public_id: string; data: EventData } {
+  return { id: e.id, type: e.type, occurred_at: e.occurred_at, team_public_id: e.team_id, data: JSON.parse(e.data) as EventData };
+}
+
+/** Events read per query while tailing. */
+const TAIL_BATCH = 500;
+/** The safety-net poll: catches a NOTIFY lost across a reconnect. */
+export const TAIL_POLL_MS = 2000;
+
+export class EventsService {
+  private readonly ctx: ServiceContext;
+  private readonly fanouts: Fanout[] = [];
+  private readonly listeners = new Set<EventListener>();
+  private lastSeq = -1;
+  private draining = false;
+  private again = false;
+  private timer: NodeJS.Timeout | null = null;
+  private unlisten: (() => Promise<void>) | null = null;
+  private started = false;
+
+  constructor(ctx: ServiceContext) {
+    this.ctx = ctx;
+  }
+
+  addFanout(fn: Fanout): void {
+    this.fanouts.push(fn);
+  }
+
+  /** Appends an event inside `tx`; subscribers hear it after the transaction commits. */
+  async emit(tx: Repos, input: EmitInput): Promise<EventRow> {
+    const now = input.occurredAt ?? this.ctx.clock.now();
+    const row = await tx.events.append({
+      id: newId('evt'),
+      team_id: input.teamId,
+      mailbox_id: input.mailboxId,
+      type: input.type,
+      occurred_at: iso(now),
+      data: JSON.stringify({ ...EMPTY_EVENT_DATA, ...input.data }),
+      realtime: input.realtime ? JSON.stringify(input.realtime) : null,
+      webhook_id: input.webhookId ?? null,
+    });
+    for (const f of this.fanouts) await f(tx, row);
+    tx.afterCommit(() => this.committed());
+    return row;
+  }
+
+  /** Hears every committed event once, in `seq` order, from every process. Returns unsubscribe. */
+  subscribe(fn: EventListener): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /** Begins tailing from the newest event (history is replayed from the store, not here). */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    this.lastSeq = await this.ctx.store.events.latestSeq();
+    this.unlisten = await this.ctx.store.listenEvents(() => this.wake());
+    this.timer = setInterval(() => this.wake(), TAIL_POLL_MS);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.started = false;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.unlisten?.();
+    this.unlisten = null;
+    while (this.draining) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  /** The newest seq this process has dispatched (SSE uses it to join replay and live). */
+  get dispatchedSeq(): number {
+    return this.lastSeq;
+  }
+
+  /** After a local commit: tell the other processes, and drain at once here. */
+  private committed(): void {
+    void this.ctx.store.notifyEvents().catch((err: unknown) => this.ctx.log.warn({ event: 'events.notify_failed', err: (err as Error).message }));
+    this.wake();
+  }
+
+  wake(): void {
+    if (!this.started) return;
+    if (this.draining) {
+      this.again = true;
+      return;
+    }
+    void this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    this.draining = true;
+    try {
+      do {
+        this.again = false;
+        for (;;) {
+          const rows = await this.ctx.store.events.after(this.lastSeq, TAIL_BATCH);
+          for (const row of rows) {
+            this.lastSeq = row.seq;
+            for (const l of this.listeners) {
+              try {
+                l(row);
+              } catch (err) {
+                this.ctx.log.error({ event: 'events.listener_failed', err: (err as Error).message });
+              }
+            }
+          }
+          if (rows.length < TAIL_BATCH) break;
+        }
+      } while (this.again && this.started);
+    } catch (err) {
+      this.ctx.log.warn({ event: 'events.tail_failed', err: (err as Error).message });
+    } finally {
+      this.draining = false;
+    }
+  }
+}

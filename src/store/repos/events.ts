@@ -1,0 +1,63 @@
+// The event log (see migration 003). Appends take the write-order lock, so `seq` commits in order
+// and a tail by `seq` never skips a row.
+import type { Selectable } from 'kysely';
+import { iso } from '../../core/clock.ts';
+import type { EventsTable } from '../schema.ts';
+import { takeWriteOrderLock, type RepoContext } from './common.ts';
+
+export type EventRow = Selectable<EventsTable>;
+export type EventInsert = Omit<EventRow, 'seq' | 'created_at'>;
+
+export class EventsRepo {
+  private readonly ctx: RepoContext;
+  constructor(ctx: RepoContext) {
+    this.ctx = ctx;
+  }
+
+  async append(e: EventInsert): Promise<EventRow> {
+    await takeWriteOrderLock(this.ctx);
+    return this.ctx.db
+      .insertInto('events')
+      .values({ ...e, created_at: iso(this.ctx.clock.now()) })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+  }
+
+  /** Events after `afterSeq`, oldest first: the tail every process follows. */
+  async after(afterSeq: number, limit: number): Promise<EventRow[]> {
+    return this.ctx.db.selectFrom('events').selectAll().where('seq', '>', afterSeq).orderBy('seq', 'asc').limit(limit).execute();
+  }
+
+  /** One mailbox's events after `afterSeq` (SSE replay), optionally of some types. */
+  async forMailboxAfter(mailboxId: string, afterSeq: number, types: readonly string[] | null, limit: number): Promise<EventRow[]> {
+    let q = this.ctx.db.selectFrom('events').selectAll().where('mailbox_id', '=', mailboxId).where('seq', '>', afterSeq);
+    if (types) q = q.where('type', 'in', types);
+    return q.orderBy('seq', 'asc').limit(limit).execute();
+  }
+
+  async get(id: string): Promise<EventRow | undefined> {
+    return this.ctx.db.selectFrom('events').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  async latestSeq(): Promise<number> {
+    const r = await this.ctx.db.selectFrom('events').select((eb) => eb.fn.max('seq').as('m')).executeTakeFirst();
+    return Number(r?.m ?? 0);
+  }
+
+  /** The oldest seq still kept for a mailbox (the replay window), or null when none are kept. */
+  async oldestSeqForMailbox(mailboxId: string): Promise<number | null> {
+    const r = await this.ctx.db.selectFrom('events').select((eb) => eb.fn.min('seq').as('m')).where('mailbox_id', '=', mailboxId).executeTakeFirst();
+    return r?.m === null || r?.m === undefined ? null : Number(r.m);
+  }
+
+  /** Drops events created before `beforeIso` (retention); returns how many. */
+  async purgeBefore(beforeIso: string, limit = 5000): Promise<number> {
+    const old = this.ctx.db.selectFrom('events').select('seq').where('created_at', '<', beforeIso).orderBy('seq').limit(limit);
+    const r = await this.ctx.db.deleteFrom('events').where('seq', 'in', old).executeTakeFirst();
+    return Number(r.numDeletedRows);
+  }
+
+  async purgeMailbox(mailboxId: string): Promise<void> {
+    await this.ctx.db.deleteFrom('events').where('mailbox_id', '=', mailboxId).execute();
+  }
+}
