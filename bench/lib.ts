@@ -2,6 +2,7 @@
 // process and reading its RSS. Benches measure; tests assert.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import pg from 'pg';
 
 export function percentile(sorted: number[], p: number): number {
@@ -46,7 +47,8 @@ export interface ServerProcess {
 export async function startServer(env: Record<string, string>): Promise<ServerProcess> {
   const child = spawn(process.execPath, ['src/cli/main.ts', 'serve'], {
     cwd: new URL('..', import.meta.url).pathname,
-    env: { ...process.env, MAILMUX_LOG_LEVEL: 'warn', ...env },
+    // Every listener on a free port unless the bench names one.
+    env: { ...process.env, MAILMUX_LOG_LEVEL: 'warn', MAILMUX_HTTP_PORT: '0', MAILMUX_SMTP_PORT: '0', MAILMUX_SUBMISSION_PORT: '0', MAILMUX_SUBMISSIONS_PORT: '0', MAILMUX_IMAP_PORT: '0', MAILMUX_IMAPS_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let out = '';
@@ -74,6 +76,18 @@ export async function startServer(env: Record<string, string>): Promise<ServerPr
         child.kill('SIGTERM');
       }),
   };
+}
+
+/** Creates a mailbox through the Management API; returns its address, id and key. */
+export async function createBenchMailbox(server: ServerProcess, email: string): Promise<{ id: string; email: string; key: string }> {
+  const r = await fetch(`${server.httpUrl}/api/v1/mailboxes`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${server.rootKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ email }),
+  });
+  if (r.status !== 201) throw new Error(`mailbox create: ${r.status} ${await r.text()}`);
+  const body = (await r.json()) as { data: { mailbox: { id: string; email: string }; credential: { secret: string } } };
+  return { id: body.data.mailbox.id, email: body.data.mailbox.email, key: body.data.credential.secret };
 }
 
 export function rssMiB(pid: number): number {
@@ -108,3 +122,84 @@ export async function benchDatabase(backend: string): Promise<{ databaseUrl: str
     drop: () => admin(`DROP SCHEMA ${schema} CASCADE`),
   };
 }
+
+/** A minimal SMTP client: one command at a time, waiting for each reply. */
+export class SmtpClient {
+  private readonly socket: net.Socket;
+  private buffer = '';
+  private waiting: ((line: string) => void) | null = null;
+
+  constructor(socket: net.Socket) {
+    this.socket = socket;
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => {
+      this.buffer += d;
+      this.drain();
+    });
+  }
+
+  static connect(port: number): Promise<SmtpClient> {
+    return new Promise((resolve, reject) => {
+      const s = net.connect(port, '127.0.0.1', () => resolve(new SmtpClient(s)));
+      s.once('error', reject);
+    });
+  }
+
+  private drain(): void {
+    for (;;) {
+      const nl = this.buffer.indexOf('\r\n');
+      if (nl < 0 || !this.waiting) return;
+      const line = this.buffer.slice(0, nl);
+      this.buffer = this.buffer.slice(nl + 2);
+      if (/^\d{3}-/.test(line)) continue; // continuation of a multi-line reply
+      const w = this.waiting;
+      this.waiting = null;
+      w(line);
+    }
+  }
+
+  reply(): Promise<string> {
+    return new Promise((resolve) => {
+      this.waiting = resolve;
+      this.drain();
+    });
+  }
+
+  async command(line: string, expect: string): Promise<void> {
+    const r = this.reply();
+    this.socket.write(`${line}\r\n`);
+    const got = await r;
+    if (!got.startsWith(expect)) throw new Error(`${line.split(' ')[0]}: ${got}`);
+  }
+
+  /** Sends the message; onSent runs as the final "." is written (end of DATA). */
+  async data(message: string, onSent?: () => void): Promise<void> {
+    await this.command('DATA', '354');
+    const r = this.reply();
+    this.socket.write(`${message.replace(/^\./gm, '..')}\r\n.\r\n`);
+    onSent?.();
+    const got = await r;
+    if (!got.startsWith('250')) throw new Error(`end of DATA: ${got}`);
+  }
+
+  close(): void {
+    this.socket.end('QUIT\r\n');
+  }
+}
+
+export function benchMessage(i: number, to: string): string {
+  const line = `Line of the message body number ${i}, padded to make a realistic ten kilobyte message.`;
+  const body = Array.from({ length: 110 }, () => line).join('\r\n');
+  return [
+    `From: Sender ${i % 50} <sender${i % 50}@senders.example>`,
+    `To: ${to}`,
+    `Subject: Bench message ${i}`,
+    `Date: ${new Date().toUTCString()}`,
+    `Message-ID: <bench-${i}-${Date.now()}@senders.example>`,
+    'MIME-Version: 1.0',
+    'Content-Type: text/plain; charset=utf-8',
+    '',
+    body,
+  ].join('\r\n');
+}
+

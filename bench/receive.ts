@@ -2,12 +2,11 @@
 // mailboxes; messages/s from the first connect to the last 250 (each 250 means stored durably).
 // Usage: node bench/receive.ts [--backend sqlite|postgres] [--messages 10000] [--senders 20]
 // A loopback DNS server answers the SPF/DKIM/DMARC lookups (NXDOMAIN) as a local resolver would.
-import net from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LoopbackDns } from '../test/helpers/dns-server.ts';
-import { arg, benchDatabase, rssMiB, startServer } from './lib.ts';
+import { arg, benchDatabase, createBenchMailbox, benchMessage as message, rssMiB, SmtpClient, startServer } from './lib.ts';
 
 const backend = arg('backend', 'sqlite');
 const total = Number(arg('messages', '10000'));
@@ -15,84 +14,6 @@ const senders = Number(arg('senders', '20'));
 const MAILBOXES = 100;
 /** Messages per SMTP connection before the sender reconnects (Postfix reuses a connection for up to 100). */
 const MESSAGES_PER_CONNECTION = 100;
-
-/** A minimal SMTP client: one command at a time, waiting for each reply. */
-class SmtpClient {
-  private readonly socket: net.Socket;
-  private buffer = '';
-  private waiting: ((line: string) => void) | null = null;
-
-  constructor(socket: net.Socket) {
-    this.socket = socket;
-    socket.setEncoding('latin1');
-    socket.on('data', (d: string) => {
-      this.buffer += d;
-      this.drain();
-    });
-  }
-
-  static connect(port: number): Promise<SmtpClient> {
-    return new Promise((resolve, reject) => {
-      const s = net.connect(port, '127.0.0.1', () => resolve(new SmtpClient(s)));
-      s.once('error', reject);
-    });
-  }
-
-  private drain(): void {
-    for (;;) {
-      const nl = this.buffer.indexOf('\r\n');
-      if (nl < 0 || !this.waiting) return;
-      const line = this.buffer.slice(0, nl);
-      this.buffer = this.buffer.slice(nl + 2);
-      if (/^\d{3}-/.test(line)) continue; // continuation of a multi-line reply
-      const w = this.waiting;
-      this.waiting = null;
-      w(line);
-    }
-  }
-
-  reply(): Promise<string> {
-    return new Promise((resolve) => {
-      this.waiting = resolve;
-      this.drain();
-    });
-  }
-
-  async command(line: string, expect: string): Promise<void> {
-    const r = this.reply();
-    this.socket.write(`${line}\r\n`);
-    const got = await r;
-    if (!got.startsWith(expect)) throw new Error(`${line.split(' ')[0]}: ${got}`);
-  }
-
-  async data(message: string): Promise<void> {
-    await this.command('DATA', '354');
-    const r = this.reply();
-    this.socket.write(`${message.replace(/^\./gm, '..')}\r\n.\r\n`);
-    const got = await r;
-    if (!got.startsWith('250')) throw new Error(`end of DATA: ${got}`);
-  }
-
-  close(): void {
-    this.socket.end('QUIT\r\n');
-  }
-}
-
-function message(i: number, to: string): string {
-  const line = `Line of the message body number ${i}, padded to make a realistic ten kilobyte message.`;
-  const body = Array.from({ length: 110 }, () => line).join('\r\n');
-  return [
-    `From: Sender ${i % 50} <sender${i % 50}@senders.example>`,
-    `To: ${to}`,
-    `Subject: Bench message ${i}`,
-    `Date: ${new Date().toUTCString()}`,
-    `Message-ID: <bench-${i}-${Date.now()}@senders.example>`,
-    'MIME-Version: 1.0',
-    'Content-Type: text/plain; charset=utf-8',
-    '',
-    body,
-  ].join('\r\n');
-}
 
 async function main(): Promise<void> {
   const dns = new LoopbackDns();
@@ -111,15 +32,7 @@ async function main(): Promise<void> {
   });
   const smtpPort = Number(/smtp (\d+)/.exec(server.banner)?.[1]);
   const addresses: string[] = [];
-  for (let m = 0; m < MAILBOXES; m++) {
-    const r = await fetch(`${server.httpUrl}/api/v1/mailboxes`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${server.rootKey}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ email: `agent${m}@bench.mailmux.test` }),
-    });
-    if (r.status !== 201) throw new Error(`mailbox create: ${r.status} ${await r.text()}`);
-    addresses.push(`agent${m}@bench.mailmux.test`);
-  }
+  for (let m = 0; m < MAILBOXES; m++) addresses.push((await createBenchMailbox(server, `agent${m}@bench.mailmux.test`)).email);
   const payloads = Array.from({ length: total }, (_, i) => message(i, addresses[i % MAILBOXES]!));
   const size = Buffer.byteLength(payloads[0]!);
 

@@ -8,14 +8,20 @@ import { createServices, type Services } from '../services/index.ts';
 import type { Logger } from '../services/context.ts';
 import type { IssuedKey } from '../services/teams.ts';
 import { MaintenanceWorker } from '../workers/maintenance.ts';
+import { OutboundWorker } from '../workers/outbound.ts';
+import { WebhookWorker } from '../workers/webhooks.ts';
 import { buildHttpServer } from '../protocols/http/server.ts';
 import { startInboundSmtp, type InboundSmtp } from '../protocols/smtp/inbound.ts';
+import { startSubmission, type SubmissionSmtp } from '../protocols/smtp/submission.ts';
 
 export interface RunningMailmux {
   services: Services;
   httpUrl: string;
   /** The inbound SMTP (MX) port actually bound. */
   smtpPort: number;
+  /** SMTP submission ports actually bound: STARTTLS (587-style) and implicit TLS (465-style). */
+  submissionPort: number;
+  submissionsPort: number;
   /** Set when this start created the first team: the root key, shown once. */
   initialRootKey: string | null;
   close(): Promise<void>;
@@ -43,23 +49,32 @@ export async function startMailmux(config: Config, opts: { log?: Logger; clock?:
   const { store, services } = await openServices(config, { ...opts, maintenance: relay });
   const maintenance = new MaintenanceWorker(services);
   relay.kick = () => maintenance.kick();
+  const webhookWorker = new WebhookWorker(services);
+  const outboundWorker = new OutboundWorker(services);
   const http = await buildHttpServer(services);
   let issued: IssuedKey | null;
   let smtp: InboundSmtp | null = null;
+  let submission: SubmissionSmtp | null = null;
   try {
     await services.domains.ensureDefaultDomain();
     await services.events.start();
     await http.listen({ host: config.listenHost, port: config.httpPort });
     smtp = await startInboundSmtp(services);
+    submission = await startSubmission(services);
     // Only once the API is reachable: the first root key is shown once, so a start that fails
     // (a busy port) must not mint it. On a first start no key exists before this, so early
     // requests get 401.
     issued = await services.teams.bootstrap();
     maintenance.start();
+    webhookWorker.start();
+    await outboundWorker.start();
   } catch (err) {
     // Release everything, or an open database pool would keep a failed process alive.
     await maintenance.stop();
+    await webhookWorker.stop();
+    await outboundWorker.stop();
     await smtp?.close();
+    await submission?.close();
     await http.close();
     await services.events.stop();
     await store.close();
@@ -72,16 +87,22 @@ export async function startMailmux(config: Config, opts: { log?: Logger; clock?:
   if (/:0$/.test(config.publicUrl)) config.publicUrl = config.publicUrl.replace(/:0$/, `:${addr.port}`);
 
   const inbound = smtp;
+  const submit = submission;
   return {
     services,
     httpUrl: `http://${host}:${addr.port}`,
     smtpPort: inbound.port,
+    submissionPort: submit.port,
+    submissionsPort: submit.tlsPort,
     initialRootKey: issued?.secret ?? null,
     async close() {
       // Inbound SMTP first: messages in DATA may still need the store.
       await inbound.close();
+      await submit.close();
       await http.close();
       await maintenance.stop();
+      await webhookWorker.stop();
+      await outboundWorker.stop();
       await services.events.stop();
       await store.close();
     },

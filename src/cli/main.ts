@@ -21,7 +21,7 @@ async function serve(): Promise<void> {
     `  Default domain  ${config.defaultDomain}`,
     `  Storage         ${config.databaseUrl ? 'PostgreSQL' : `SQLite in ${config.dataDir}`}`,
     // The bound port, which differs from the configured one when that is 0 (any free port).
-    `  Ports           http ${running.httpUrl.slice(running.httpUrl.lastIndexOf(':') + 1)} · smtp ${running.smtpPort} (inbound MX; SMTP submission and IMAP are not built yet)`,
+    `  Ports           http ${running.httpUrl.slice(running.httpUrl.lastIndexOf(':') + 1)} · smtp ${running.smtpPort} (inbound MX) · submission ${running.submissionPort} (STARTTLS) and ${running.submissionsPort} (TLS) · IMAP not built yet`,
   ];
   if (running.initialRootKey) {
     lines.push('', '  Root API key (shown once, store it now):', `    ${running.initialRootKey}`);

@@ -11,6 +11,8 @@ export interface Config {
   smtpPort: number;
   submissionPort: number;
   submissionsPort: number;
+  /** Development only: AUTH on SMTP submission before STARTTLS (passwords in clear text). */
+  submissionAllowInsecureAuth: boolean;
   imapPort: number;
   imapsPort: number;
   hostname: string;
@@ -37,6 +39,13 @@ export interface Config {
   tlsKeyFile: string | null;
   spamThreshold: number;
   rspamdUrl: string | null;
+  /** Days of change log kept for /changes and query-changes (older states get sync_required). */
+  changeRetentionDays: number;
+  /** Webhook delivery (src/workers/webhooks.ts). */
+  webhooks: { allowPrivate: boolean; caFile: string | null; timeoutSeconds: number; concurrency: number; maxPerTeam: number };
+  realtime: { maxStreamsPerKey: number; eventRetentionHours: number };
+  /** Outbound delivery (src/workers/outbound.ts). */
+  outbound: { undoSeconds: number; retryHours: number; retryBaseSeconds: number; leaseSeconds: number; mxPort: number; timeoutSeconds: number; concurrency: number; domainConcurrency: number; maxPerTeamProviders: number };
 }
 
 interface VarSpec {
@@ -53,6 +62,7 @@ export const CONFIG_VARS: readonly VarSpec[] = [
   { name: 'MAILMUX_SMTP_PORT', default: '2525', description: 'Inbound SMTP (MX); production uses 25' },
   { name: 'MAILMUX_SUBMISSION_PORT', default: '2587', description: 'SMTP submission with STARTTLS; production uses 587' },
   { name: 'MAILMUX_SUBMISSIONS_PORT', default: '2465', description: 'SMTP submission with implicit TLS; production uses 465' },
+  { name: 'MAILMUX_SUBMISSION_ALLOW_INSECURE_AUTH', default: 'false', description: 'true allows AUTH on the submission port before STARTTLS (development only: the password crosses the network in clear text)' },
   { name: 'MAILMUX_IMAP_PORT', default: '1143', description: 'IMAP with STARTTLS; production uses 143' },
   { name: 'MAILMUX_IMAPS_PORT', default: '1993', description: 'IMAP with implicit TLS; production uses 993' },
   { name: 'MAILMUX_HOSTNAME', default: '(the machine host name)', description: 'Server name: MX target, SPF host, credential `server`, SMTP greeting' },
@@ -78,6 +88,23 @@ export const CONFIG_VARS: readonly VarSpec[] = [
   { name: 'MAILMUX_TLS_CERT_FILE', default: '(unset: self-signed, made on first start)', description: 'PEM certificate chain for STARTTLS; set together with MAILMUX_TLS_KEY_FILE' },
   { name: 'MAILMUX_TLS_KEY_FILE', default: '(unset: self-signed, made on first start)', description: 'PEM private key for STARTTLS; the self-signed pair is kept in `<data dir>/tls/`' },
   { name: 'MAILMUX_SPAM_THRESHOLD', default: '5', description: 'Built-in spam score at or above which inbound mail goes to the spam folder (rules in src/services/mail/spam.ts)' },
+  { name: 'MAILMUX_SSE_MAX_STREAMS_PER_KEY', default: '20', description: 'Open GET /mailbox/events streams per credential in this process (429 beyond)' },
+  { name: 'MAILMUX_EVENT_RETENTION_HOURS', default: '168', description: 'Event log kept for SSE replay (Last-Event-ID) and webhook payloads; older resumes get `sync_required`' },
+  { name: 'MAILMUX_WEBHOOK_ALLOW_PRIVATE', default: 'false', description: 'true lets webhooks reach loopback, private, link-local and other internal addresses (development only; refused by default against SSRF)' },
+  { name: 'MAILMUX_WEBHOOK_CA_FILE', default: '(unset: the system CAs)', description: 'Extra PEM CA certificates trusted for webhook HTTPS endpoints, e.g. a development receiver\'s self-signed certificate' },
+  { name: 'MAILMUX_WEBHOOK_TIMEOUT_SECONDS', default: '10', description: 'A webhook POST without a complete answer by then counts as a timeout and is retried' },
+  { name: 'MAILMUX_WEBHOOK_CONCURRENCY', default: '16', description: 'Webhook POSTs in flight per process' },
+  { name: 'MAILMUX_MAX_WEBHOOKS_PER_TEAM', default: '100', description: 'Webhook subscriptions a team may hold (409 limit_exceeded beyond)' },
+  { name: 'MAILMUX_SEND_UNDO_SECONDS', default: '0', description: 'Undo window of a send: delivery starts this long after submission (the submission\'s `undo_status` is `pending` meanwhile)' },
+  { name: 'MAILMUX_SEND_RETRY_HOURS', default: '48', description: 'How long 4xx replies and connection errors are retried (with backoff) before the message bounces' },
+  { name: 'MAILMUX_SEND_RETRY_BASE_SECONDS', default: '60', description: 'First retry delay after a temporary failure; each further retry waits twice as long, at most an hour' },
+  { name: 'MAILMUX_OUTBOUND_LEASE_SECONDS', default: '900', description: 'How long a worker holds queued recipients it took; a crashed process\'s work is retried after this (SQLite retries at the next start)' },
+  { name: 'MAILMUX_OUTBOUND_MX_PORT', default: '25', description: 'Port of the recipient MX for direct delivery (tests point it at a loopback server)' },
+  { name: 'MAILMUX_OUTBOUND_TIMEOUT_SECONDS', default: '120', description: 'Outbound SMTP: connection and per-reply timeout; a slower server counts as a temporary failure' },
+  { name: 'MAILMUX_OUTBOUND_CONCURRENCY', default: '20', description: 'Outbound SMTP deliveries in flight per process' },
+  { name: 'MAILMUX_OUTBOUND_DOMAIN_CONCURRENCY', default: '5', description: 'Outbound SMTP deliveries in flight per recipient domain (or provider) per process' },
+  { name: 'MAILMUX_MAX_PROVIDERS_PER_TEAM', default: '50', description: 'Sending accounts (providers) a team may hold (409 limit_exceeded beyond)' },
+  { name: 'MAILMUX_CHANGE_RETENTION_DAYS', default: '30', description: 'Days of change log kept for `/changes` and `query-changes`; an older state gets `sync_required` (refetch). The newest change of each resource is always kept' },
   { name: 'MAILMUX_RSPAMD_URL', default: '(unset: built-in score only)', description: 'rspamd normal worker, e.g. http://127.0.0.1:11333; its /checkv2 score and action replace the built-in score' },
 ];
 
@@ -139,6 +166,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     smtpPort: int(env, 'MAILMUX_SMTP_PORT', 2525),
     submissionPort: int(env, 'MAILMUX_SUBMISSION_PORT', 2587),
     submissionsPort: int(env, 'MAILMUX_SUBMISSIONS_PORT', 2465),
+    submissionAllowInsecureAuth: oneOf(env, 'MAILMUX_SUBMISSION_ALLOW_INSECURE_AUTH', ['true', 'false'] as const, 'false') === 'true',
     imapPort: int(env, 'MAILMUX_IMAP_PORT', 1143),
     imapsPort: int(env, 'MAILMUX_IMAPS_PORT', 1993),
     hostname: (env.MAILMUX_HOSTNAME || systemHostname()).toLowerCase(),
@@ -172,6 +200,29 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tlsKeyFile: tls.key,
     spamThreshold: num(env, 'MAILMUX_SPAM_THRESHOLD', 5),
     rspamdUrl: (env.MAILMUX_RSPAMD_URL || '').replace(/\/+$/, '') || null,
+    changeRetentionDays: positive(env, 'MAILMUX_CHANGE_RETENTION_DAYS', 30),
+    webhooks: {
+      allowPrivate: oneOf(env, 'MAILMUX_WEBHOOK_ALLOW_PRIVATE', ['true', 'false'] as const, 'false') === 'true',
+      caFile: env.MAILMUX_WEBHOOK_CA_FILE ? resolve(env.MAILMUX_WEBHOOK_CA_FILE) : null,
+      timeoutSeconds: positive(env, 'MAILMUX_WEBHOOK_TIMEOUT_SECONDS', 10),
+      concurrency: positive(env, 'MAILMUX_WEBHOOK_CONCURRENCY', 16),
+      maxPerTeam: int(env, 'MAILMUX_MAX_WEBHOOKS_PER_TEAM', 100),
+    },
+    outbound: {
+      undoSeconds: int(env, 'MAILMUX_SEND_UNDO_SECONDS', 0),
+      retryHours: num(env, 'MAILMUX_SEND_RETRY_HOURS', 48),
+      retryBaseSeconds: positive(env, 'MAILMUX_SEND_RETRY_BASE_SECONDS', 60),
+      leaseSeconds: positive(env, 'MAILMUX_OUTBOUND_LEASE_SECONDS', 900),
+      mxPort: positive(env, 'MAILMUX_OUTBOUND_MX_PORT', 25),
+      timeoutSeconds: positive(env, 'MAILMUX_OUTBOUND_TIMEOUT_SECONDS', 120),
+      concurrency: positive(env, 'MAILMUX_OUTBOUND_CONCURRENCY', 20),
+      domainConcurrency: positive(env, 'MAILMUX_OUTBOUND_DOMAIN_CONCURRENCY', 5),
+      maxPerTeamProviders: int(env, 'MAILMUX_MAX_PROVIDERS_PER_TEAM', 50),
+    },
+    realtime: {
+      maxStreamsPerKey: positive(env, 'MAILMUX_SSE_MAX_STREAMS_PER_KEY', 20),
+      eventRetentionHours: positive(env, 'MAILMUX_EVENT_RETENTION_HOURS', 168),
+    },
   };
 }
 

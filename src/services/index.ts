@@ -15,6 +15,14 @@ import { MessagesService } from './mail/messages.ts';
 import { ThreadsService } from './mail/threads.ts';
 import { AccountService } from './mail/account.ts';
 import { EventsService } from './events.ts';
+import { WebhooksService } from './webhooks.ts';
+import { RealtimeService } from './realtime.ts';
+import { SyncService } from './mail/sync.ts';
+import { OutboundService } from './send/outbound.ts';
+import { ProvidersService } from './send/providers.ts';
+import { SendLogService } from './send/logs.ts';
+import { UploadsService } from './send/uploads.ts';
+import { SendService } from './send/compose.ts';
 
 export interface Services {
   store: Store;
@@ -33,11 +41,22 @@ export interface Services {
   threads: ThreadsService;
   account: AccountService;
   events: EventsService;
+  webhooks: WebhooksService;
+  realtime: RealtimeService;
+  sync: SyncService;
+  outbound: OutboundService;
+  providers: ProvidersService;
+  sendLog: SendLogService;
+  uploads: UploadsService;
+  send: SendService;
 }
 
 export function createServices(ctx: ServiceContext, hooks: { onMailboxDeleted?: () => void } = {}): Services {
   const dns = new Dns(ctx.config.dnsServers);
   const events = new EventsService(ctx);
+  const webhooks = new WebhooksService(ctx, events);
+  // The webhook outbox is written in every event's transaction.
+  events.addFanout((tx, event) => webhooks.fanout(tx, event));
   const folders = new FoldersService(ctx);
   const messages = new MessagesService(ctx, folders);
   const account = new AccountService(ctx);
@@ -49,6 +68,9 @@ export function createServices(ctx: ServiceContext, hooks: { onMailboxDeleted?: 
     },
     purgeData: (mailboxId) => messages.purgeMailbox(mailboxId),
   });
+  const ingest = new IngestService(ctx, events);
+  const outbound = new OutboundService(ctx, ingest);
+  const uploads = new UploadsService(ctx);
   return {
     ...ctx,
     dns,
@@ -58,10 +80,18 @@ export function createServices(ctx: ServiceContext, hooks: { onMailboxDeleted?: 
     mailboxes,
     filters: new FiltersService(ctx),
     folders,
-    ingest: new IngestService(ctx, events),
+    ingest,
     messages,
     threads: new ThreadsService(ctx, messages),
     account,
     events,
+    webhooks,
+    realtime: new RealtimeService(ctx, events, messages),
+    sync: new SyncService(ctx, messages),
+    outbound,
+    providers: new ProvidersService(ctx),
+    sendLog: new SendLogService(ctx),
+    uploads,
+    send: new SendService(ctx, uploads, outbound),
   };
 }

@@ -96,10 +96,10 @@ export class MailboxesService {
   }
 
   /**
-   * Send scopes reference providers and delivery groups of the same team. Mailmux has no provider
-   * or group yet that a scope could name, so any named id is unknown (422) until providers exist.
+   * Send scopes reference sending accounts (providers) and delivery groups of the same team.
+   * Mailmux has no delivery groups, so a named group is unknown (422).
    */
-  private validateSendScope(scope: SendScope | undefined): SendScope {
+  private async validateSendScope(teamId: string, scope: SendScope | undefined): Promise<SendScope> {
     if (scope === undefined) return { type: 'all' };
     const providers = scope.provider_public_ids ?? [];
     const groups = scope.group_public_ids ?? [];
@@ -113,7 +113,11 @@ export class MailboxesService {
     if (scope.type === 'providers') {
       if (providers.length === 0) fail('send_scope.provider_public_ids', 'send_scope type providers needs provider_public_ids');
       if (groups.length > 0) fail('send_scope.group_public_ids', 'group_public_ids only go with type group');
-      fail('send_scope.provider_public_ids.0', `Provider ${providers[0]} not found in this team`);
+      for (const [i, id] of providers.entries()) {
+        const row = await this.ctx.store.providers.get(id);
+        if (!row || row.team_id !== teamId) fail(`send_scope.provider_public_ids.${i}`, `Provider ${id} not found in this team`);
+      }
+      return { type: 'providers', provider_public_ids: [...new Set(providers)] };
     }
     if (groups.length === 0) fail('send_scope.group_public_ids', 'send_scope type group needs group_public_ids');
     if (providers.length > 0) fail('send_scope.provider_public_ids', 'provider_public_ids only go with type providers');
@@ -178,7 +182,7 @@ export class MailboxesService {
 
   async create(teamId: string, input: CreateMailboxInput): Promise<{ mailbox: MailboxView; credential: CredentialView | null; warning: string | null }> {
     this.validateQuota(input.quota_bytes);
-    const sendScope = this.validateSendScope(input.send_scope);
+    const sendScope = await this.validateSendScope(teamId, input.send_scope);
     const check = await this.availability(teamId, input.email);
     const reject422 = (message: string): never => {
       throw new AppError('validation_error', message, { param: 'email', errors: [{ field: 'email', code: 'custom', message }] });
@@ -253,7 +257,7 @@ export class MailboxesService {
     if (row.status === 'deleted') throw conflict('Mailbox is deleted');
     this.validateQuota(input.quota_bytes);
     const patch: Partial<MailboxRow> = { updated_at: this.now() };
-    if (input.send_scope !== undefined) patch.send_scope = JSON.stringify(this.validateSendScope(input.send_scope));
+    if (input.send_scope !== undefined) patch.send_scope = JSON.stringify(await this.validateSendScope(teamId, input.send_scope));
     if (input.display_name !== undefined) patch.display_name = input.display_name;
     if (input.quota_bytes !== undefined) {
       if (input.quota_bytes < row.used_bytes) {

@@ -28,6 +28,12 @@ import { IdentitiesRepo } from './repos/identities.ts';
 import { IncomingLogsRepo } from './repos/incoming-logs.ts';
 import { SettingsRepo } from './repos/settings.ts';
 import { EventsRepo } from './repos/events.ts';
+import { WebhooksRepo } from './repos/webhooks.ts';
+import { UploadsRepo } from './repos/uploads.ts';
+import { SubmissionsRepo } from './repos/submissions.ts';
+import { OutboundRepo } from './repos/outbound.ts';
+import { ProvidersRepo } from './repos/providers.ts';
+import { DeliveryLogsRepo } from './repos/delivery-logs.ts';
 
 export type { Dialect } from './dialect.ts';
 export type { BlobStore, BlobRef, StagedBlob } from './blobs/blob-store.ts';
@@ -43,8 +49,14 @@ export type { MessageRow, MessageInsert } from './repos/messages.ts';
 export type { MessageFilter, MessageSort, SortBy } from './repos/message-query.ts';
 export { sortValue, searchWords, SORT_COLUMNS } from './repos/message-query.ts';
 export type { IdentityRow } from './repos/identities.ts';
+export type { UploadRow, UploadIntentRow } from './repos/uploads.ts';
 export type { IncomingLogRow, IncomingLogQuery } from './repos/incoming-logs.ts';
 export type { EventRow, EventInsert } from './repos/events.ts';
+export type { SubmissionRow, SubmissionMeta, SubmissionQuery } from './repos/submissions.ts';
+export type { OutboundRecipientRow, OutboundRecipientInsert, OutboundOutcome } from './repos/outbound.ts';
+export type { ProviderRow } from './repos/providers.ts';
+export type { DeliveryLogRow, DeliveryLogQuery, MetricsBucket } from './repos/delivery-logs.ts';
+export type { WebhookRow, WebhookDeliveryRow, WebhookDeliveryInsert, WebhookAttemptRow, WebhookAttemptListRow } from './repos/webhooks.ts';
 
 export interface Repos {
   teams: TeamsRepo;
@@ -62,6 +74,12 @@ export interface Repos {
   incomingLogs: IncomingLogsRepo;
   settings: SettingsRepo;
   events: EventsRepo;
+  webhooks: WebhooksRepo;
+  uploads: UploadsRepo;
+  submissions: SubmissionsRepo;
+  outbound: OutboundRepo;
+  providers: ProvidersRepo;
+  deliveryLogs: DeliveryLogsRepo;
   /**
    * Runs fn after the enclosing transaction commits (never if it rolls back); outside a
    * transaction, at once. Publishing events and waking workers hang off this.
@@ -108,6 +126,12 @@ function reposFor(ctx: RepoContext): Repos {
     incomingLogs: new IncomingLogsRepo(ctx),
     settings: new SettingsRepo(ctx),
     events: new EventsRepo(ctx),
+    webhooks: new WebhooksRepo(ctx),
+    uploads: new UploadsRepo(ctx),
+    submissions: new SubmissionsRepo(ctx),
+    outbound: new OutboundRepo(ctx),
+    providers: new ProvidersRepo(ctx),
+    deliveryLogs: new DeliveryLogsRepo(ctx),
     afterCommit: ctx.afterCommit ?? ((fn) => fn()),
   };
 }
@@ -202,10 +226,12 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     blobs = new FsBlobStore(join(options.dataDir, 'blobs'));
   }
 
+  let schemaName = 'main';
   try {
     // Kysely looks for its migration tables in every schema of the database unless told which one:
     // name ours, or a second Mailmux schema in the same database would skip creating them.
     const migrationTableSchema = dialect === 'postgres' ? (await sql<{ s: string | null }>`select current_schema() as s`.execute(db)).rows[0]?.s : undefined;
+    if (migrationTableSchema) schemaName = migrationTableSchema;
     const migrator = new Migrator({ db, provider: migrationProvider(dialect), ...(migrationTableSchema ? { migrationTableSchema } : {}) });
     const { error } = await migrator.migrateToLatest();
     if (error) throw error instanceof Error ? error : new Error(String(error));
@@ -216,7 +242,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
 
   const repos = reposFor({ db, clock, dialect });
   // One channel per schema: test schemas sharing a database do not wake each other.
-  const eventsChannel = `mailmux_events_${options.pgSchema ?? 'public'}`;
+  const eventsChannel = `mailmux_events_${schemaName}`;
   return {
     ...repos,
     dialect,

@@ -88,6 +88,12 @@ export interface ChangesTable {
   created_at: string;
 }
 
+export interface ChangeHorizonsTable {
+  mailbox_id: string;
+  type: string;
+  purged_through: number;
+}
+
 export interface BlobsTable {
   sha256: string;
   size: number;
@@ -226,6 +232,150 @@ export interface EventsTable {
   created_at: string;
 }
 
+export interface WebhooksTable {
+  id: string;
+  team_id: string;
+  name: string | null;
+  url: string;
+  event_types: string;
+  mailbox_ids: string;
+  enabled: number;
+  failing: number;
+  secret: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface WebhookDeliveriesTable {
+  seq: Generated<number>;
+  webhook_id: string;
+  team_id: string;
+  event_id: string;
+  event_type: string;
+  payload: string;
+  payload_sha256: string;
+  payload_bytes: number;
+  attempts: number;
+  state: 'pending' | 'done' | 'failed' | 'cancelled';
+  next_attempt_at: string;
+  last_attempt_at: string | null;
+  created_at: string;
+}
+
+export interface WebhookAttemptsTable {
+  id: string;
+  delivery_seq: number;
+  webhook_id: string;
+  event_id: string;
+  event_type: string;
+  attempt: number;
+  max_attempts: number;
+  result: 'success' | 'retrying' | 'failed' | 'permanent_failure';
+  response_status: number | null;
+  response_ms: number;
+  response_body: string | null;
+  error_message: string | null;
+  next_retry_at: string | null;
+  request_payload_bytes: number;
+  request_payload_sha256: string | null;
+  created_at: string;
+  expires_at: string;
+}
+
+// --- sending (migration 006)
+
+export interface SubmissionsTable {
+  id: string;
+  team_id: string;
+  mailbox_id: string;
+  email_id: string;
+  log_id: string;
+  message_id: string | null;
+  thread_id: string | null;
+  identity_id: string | null;
+  source: string;
+  envelope_from: string;
+  rcpt_to: string;
+  undo_status: 'pending' | 'final' | 'canceled';
+  send_at: string;
+  raw: Buffer | null;
+  size_bytes: number;
+  dsn_blob_ids: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface OutboundRecipientsTable {
+  seq: Generated<number>;
+  submission_id: string;
+  team_id: string;
+  mailbox_id: string;
+  email: string;
+  rcpt_type: string | null;
+  domain: string;
+  status: 'queued' | 'deferred' | 'delivered' | 'failed';
+  smtp_reply: string | null;
+  route: string | null;
+  provider_id: string | null;
+  attempts: number;
+  next_attempt_at: string;
+  lease_owner: string | null;
+  first_deferred_at: string | null;
+  final_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ProvidersTable {
+  id: string;
+  team_id: string;
+  name: string;
+  type: string;
+  status: 'active' | 'inactive' | 'error' | 'pending';
+  status_reason: string | null;
+  smtp_host: string;
+  smtp_port: number;
+  smtp_protocol: string;
+  smtp_username: string;
+  smtp_password: string;
+  from_email: string | null;
+  from_name: string | null;
+  reply_to_email: string | null;
+  reply_to_name: string | null;
+  tracking_domain: string | null;
+  percentage: number | null;
+  quotas: string;
+  last_tested_at: string | null;
+  last_used_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface DeliveryLogsTable {
+  id: string;
+  team_id: string;
+  mailbox_id: string;
+  submission_id: string;
+  email_id: string;
+  provider_id: string | null;
+  provider_name: string | null;
+  message_id: string | null;
+  from_email: string | null;
+  to_email: string | null;
+  subject: string | null;
+  status: 'pending' | 'sent' | 'failed' | 'rejected';
+  status_reason: string | null;
+  attempts: number;
+  sent_at: string | null;
+  size_bytes: number | null;
+  recipient_count: number;
+  accepted_recipient_count: number;
+  rejected_recipient_count: number;
+  search_text: string;
+  created_at: string;
+  updated_at: string;
+}
+
 export interface Database {
   teams: TeamsTable;
   api_keys: ApiKeysTable;
@@ -234,6 +384,7 @@ export interface Database {
   filter_sets: FilterSetsTable;
   idempotency_keys: IdempotencyTable;
   changes: ChangesTable;
+  change_horizons: ChangeHorizonsTable;
   blobs: BlobsTable;
   folders: FoldersTable;
   threads: ThreadsTable;
@@ -244,4 +395,41 @@ export interface Database {
   incoming_logs: IncomingLogsTable;
   settings: SettingsTable;
   events: EventsTable;
+  webhooks: WebhooksTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  webhook_attempts: WebhookAttemptsTable;
+  submissions: SubmissionsTable;
+  outbound_recipients: OutboundRecipientsTable;
+  providers: ProvidersTable;
+  delivery_logs: DeliveryLogsTable;
+  uploads: UploadsTable;
+  upload_intents: UploadIntentsTable;
+}
+
+export interface UploadsTable {
+  id: string;
+  surface: string;
+  team_id: string;
+  mailbox_id: string;
+  filename: string;
+  content_type: string;
+  size_bytes: number;
+  sha256: string;
+  created_at: string;
+  expires_at: string;
+}
+
+export interface UploadIntentsTable {
+  id: string;
+  surface: string;
+  team_id: string;
+  mailbox_id: string;
+  filename: string;
+  content_type: string | null;
+  size_bytes: number;
+  sha256: string | null;
+  token_hash: string;
+  expires_at: string;
+  upload_id: string | null;
+  created_at: string;
 }

@@ -1,4 +1,5 @@
-// Housekeeping on a timer: purge deleted mailboxes' data, drop expired idempotency records, and
+// Housekeeping on a timer: purge deleted mailboxes' data, drop expired idempotency records and
+// events past their retention, and
 // re-verify custom domains every few hours (a domain that loses its records fails after two
 // scheduled checks in a row). kick() runs a pass soon, e.g. right after a mailbox delete.
 import { iso } from '../core/clock.ts';
@@ -49,6 +50,15 @@ export class MaintenanceWorker {
     try {
       await mailboxes.runCleanups();
       await store.idempotency.purgeExpired(iso(clock.now()));
+      // The event log's replay window: older resumes get sync_required.
+      const horizon = iso(clock.now() - this.services.config.realtime.eventRetentionHours * 3600_000);
+      while ((await store.events.purgeBefore(horizon)) > 0 && !this.stopped);
+      // Webhook delivery attempts and payloads are kept 7 days.
+      await this.services.webhooks.purgeExpired();
+      // The change log's window for /changes and query-changes (older states get sync_required).
+      await this.services.sync.maybePurgeOldChanges();
+      // Outbound attachment uploads and upload intents past their expiry.
+      await this.services.uploads.purgeExpired();
       if (clock.now() - this.lastReverify >= this.options.reverifyEveryMs) {
         this.lastReverify = clock.now();
         await domains.reverifyAll();

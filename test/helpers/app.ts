@@ -29,6 +29,20 @@ export interface TestApp {
 
 let validator: ResponseValidator | null = null;
 
+/** The openapi-app.json validator the test client uses (for payloads outside JSON responses, e.g. SSE). */
+export function appValidator(): ResponseValidator {
+  validator ??= new ResponseValidator('openapi-app.json', '/api/v1');
+  return validator;
+}
+
+let sendingValidatorInstance: ResponseValidator | null = null;
+
+/** The openapi-sending.json validator: the Sending API shares /api/v1 with the app API. */
+export function sendingValidator(): ResponseValidator {
+  sendingValidatorInstance ??= new ResponseValidator('openapi-sending.json', '/api/v1');
+  return sendingValidatorInstance;
+}
+
 export class MutableClock implements Clock {
   t: number;
   constructor(t = Date.now()) {
@@ -53,6 +67,7 @@ export async function startTestApp(backend: Backend, env: Record<string, string>
   const issued = await services.teams.bootstrap();
   if (!issued) throw new Error('expected an empty database');
   await services.domains.ensureDefaultDomain();
+  await services.events.start();
   const http = await buildHttpServer(services);
   validator ??= new ResponseValidator('openapi-app.json', '/api/v1');
   const v = validator;
@@ -79,10 +94,12 @@ export async function startTestApp(backend: Backend, env: Record<string, string>
       if (typeof rid !== 'string' || !rid.startsWith('req_')) throw new Error(`${method} ${url}: missing X-Request-Id`);
       if (body && typeof body === 'object' && body.meta && body.meta.request_id !== rid) throw new Error(`${method} ${url}: meta.request_id differs from X-Request-Id`);
       if (v.match(method, url)) v.validate(method, url, res.statusCode, contentType, body);
+      else if (sendingValidator().match(method, url)) sendingValidator().validate(method, url, res.statusCode, contentType, body);
       return { status: res.statusCode, headers: res.headers, body, text: res.body };
     },
     async close() {
       await http.close();
+      await services.events.stop();
       await store.close();
       await db.drop();
     },

@@ -7,11 +7,13 @@ import dnsPacket from 'dns-packet';
 export interface Zone {
   txt: Map<string, string[]>;
   mx: Map<string, { exchange: string; priority: number }[]>;
+  /** IPv4 addresses (outbound delivery resolves MX hosts). */
+  a: Map<string, string[]>;
   servfail: Set<string>;
 }
 
 export class LoopbackDns {
-  readonly zone: Zone = { txt: new Map(), mx: new Map(), servfail: new Set() };
+  readonly zone: Zone = { txt: new Map(), mx: new Map(), a: new Map(), servfail: new Set() };
   private readonly socket = dgram.createSocket('udp4');
   queries = 0;
 
@@ -34,7 +36,7 @@ export class LoopbackDns {
     const name = q.name.toLowerCase().replace(/\.$/, '');
     const answers: dnsPacket.Answer[] = [];
     let rcode: 'NOERROR' | 'NXDOMAIN' | 'SERVFAIL' = 'NOERROR';
-    const known = this.zone.txt.has(name) || this.zone.mx.has(name);
+    const known = this.zone.txt.has(name) || this.zone.mx.has(name) || this.zone.a.has(name);
     if (this.zone.servfail.has(name)) rcode = 'SERVFAIL';
     else if (!known) rcode = 'NXDOMAIN';
     else if (q.type === 'TXT') {
@@ -45,6 +47,8 @@ export class LoopbackDns {
       }
     } else if (q.type === 'MX') {
       for (const mx of this.zone.mx.get(name) ?? []) answers.push({ type: 'MX', name: q.name, ttl: 60, data: { preference: mx.priority, exchange: mx.exchange } });
+    } else if (q.type === 'A') {
+      for (const address of this.zone.a.get(name) ?? []) answers.push({ type: 'A', name: q.name, ttl: 60, data: address });
     }
     const response = dnsPacket.encode({
       type: 'response',

@@ -40,6 +40,17 @@ export class ResponseValidator {
     return this.templates.find((t) => t.method === method && t.regex.test(path))?.template ?? null;
   }
 
+  /** Throws unless `value` fits the named component schema (e.g. MailboxRealtimeEvent on an SSE stream). */
+  validateComponent(name: string, value: unknown): void {
+    const key = `component ${name}`;
+    let fn = this.cache.get(key);
+    if (!fn) {
+      fn = this.ajv.compile({ $ref: `spec#/components/schemas/${name}` });
+      this.cache.set(key, fn);
+    }
+    if (!fn(value)) throw new Error(`${name} does not match the spec: ${this.ajv.errorsText(fn.errors, { separator: '\n  ' })}\nvalue: ${JSON.stringify(value).slice(0, 2000)}`);
+  }
+
   /** Throws with the validator's complaints when the response does not fit the spec. */
   validate(method: string, url: string, status: number, contentType: string | undefined, body: unknown): void {
     const template = this.match(method, url);

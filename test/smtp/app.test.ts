@@ -23,6 +23,8 @@ function env(db: Provisioned, dns: string, extra: Record<string, string> = {}): 
     ...(db.databaseUrl ? { MAILMUX_DATABASE_URL: db.databaseUrl } : {}),
     MAILMUX_HTTP_PORT: '0',
     MAILMUX_SMTP_PORT: '0',
+    MAILMUX_SUBMISSION_PORT: '0',
+    MAILMUX_SUBMISSIONS_PORT: '0',
     MAILMUX_HOSTNAME: 'mx.mailmux.test',
     MAILMUX_DEFAULT_DOMAIN: 'agents.mailmux.test',
     MAILMUX_DNS_SERVERS: dns,

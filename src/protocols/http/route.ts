@@ -2,6 +2,7 @@
 // surface check, rate limit, contract validation of query and body, Idempotency-Key replay, the
 // handler, the success envelope, ETag / If-None-Match, and the error envelope for anything thrown.
 import { createHash } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, type ErrorCode } from '../../core/errors.ts';
 import { iso } from '../../core/clock.ts';
@@ -35,6 +36,11 @@ export interface HandlerResult {
   headers?: Record<string, string>;
   /** A non-JSON body (zone file, attachment bytes); sent as is. */
   raw?: { contentType: string; body: string | Buffer };
+  /**
+   * A long-lived response (SSE): the route takes the socket over. Headers already set (request id,
+   * rate limits) are sent with `headers`; the function owns the response from then on.
+   */
+  stream?: { headers: Record<string, string>; start: (res: ServerResponse, req: IncomingMessage) => void };
 }
 
 export interface RouteDef<P extends Principal | null = Principal> {
@@ -48,7 +54,16 @@ export interface RouteDef<P extends Principal | null = Principal> {
    * Lets a request without a bearer token through when it carries its own proof (a download_token
    * query parameter); the handler must verify it. The principal is then null.
    */
-  tokenAuth?: (query: Record<string, unknown>) => boolean;
+  tokenAuth?: (query: Record<string, unknown>, headers: FastifyRequest['headers']) => boolean;
+  /**
+   * The document the operation belongs to (default `app`). `sending` uses openapi-sending.json and
+   * its error rules: schema failures of the query or body are 422 validation_error with errors[].
+   */
+  spec?: 'app' | 'sending';
+  /** Largest request body for this operation (default: the server's MAILMUX_BODY_LIMIT_BYTES). */
+  bodyLimit?: number;
+  /** The handler validates the JSON body itself (batch sends validate each message on its own). */
+  ownBodyValidation?: boolean;
   /**
    * What an Idempotency-Key replay may show again. Secrets are shown once: the stored copy drops
    * them, so they never sit in the idempotency table and a replay does not reveal them twice.
@@ -66,6 +81,8 @@ export interface RouteDeps {
   limiter: RateLimiter;
   basePath: string;
   rateLimits: Record<Surface | 'unauthenticated', number>;
+  /** openapi-sending.json, for routes with `spec: 'sending'`. */
+  sendingContract?: Contract;
 }
 
 function toFastifyPath(path: string): string {
@@ -106,12 +123,18 @@ export function sendError(reply: FastifyReply, requestId: string, err: AppError)
 }
 
 export function defineRoute<P extends Principal | null>(deps: RouteDeps, def: RouteDef<P>): void {
-  const op = deps.contract.operation(def.method, def.path);
+  const sending = def.spec === 'sending';
+  const contract = sending ? deps.sendingContract : deps.contract;
+  if (!contract) throw new Error(`No contract for ${def.method} ${def.path}`);
+  const op = contract.operation(def.method, def.path);
+  // The Sending API answers schema failures with 422; the app API with 400.
+  const schemaCode: ErrorCode = sending ? 'validation_error' : 'invalid_parameter';
   const wantsJsonBody = op.validateBody !== null;
 
   deps.app.route({
     method: def.method,
     url: deps.basePath + toFastifyPath(def.path),
+    ...(def.bodyLimit !== undefined ? { bodyLimit: def.bodyLimit } : {}),
     handler: async (req, reply) => {
       const requestId = req.id;
       const fail = (code: ErrorCode, message: string, extra: ConstructorParameters<typeof AppError>[2] = {}): never => {
@@ -121,7 +144,7 @@ export function defineRoute<P extends Principal | null>(deps: RouteDeps, def: Ro
       // Authentication and surface.
       const token = bearer(req);
       const principal = token ? await deps.services.credentials.authenticate(token) : null;
-      const viaToken = !token && def.tokenAuth !== undefined && def.tokenAuth(req.query as Record<string, unknown>);
+      const viaToken = !token && def.tokenAuth !== undefined && def.tokenAuth(req.query as Record<string, unknown>, req.headers);
       if (!principal && !viaToken) {
         const d = deps.limiter.hit(`ip:${req.ip}`, deps.rateLimits.unauthenticated);
         setRateHeaders(reply, d);
@@ -150,23 +173,26 @@ export function defineRoute<P extends Principal | null>(deps: RouteDeps, def: Ro
       // Contract validation.
       const query = { ...(req.query as Record<string, unknown>) };
       for (const name of op.requiredQuery) {
-        if (query[name] === undefined || query[name] === '') fail('missing_parameter', `Query parameter ${name} is required`, { param: name });
+        if (query[name] === undefined || query[name] === '') {
+          if (sending) fail(schemaCode, `Query parameter ${name} is required`, { errors: [{ field: name, code: 'invalid_type', message: 'Required' }] });
+          fail('missing_parameter', `Query parameter ${name} is required`, { param: name });
+        }
       }
       if (op.validateQuery && !op.validateQuery(query)) {
         const errors = issuesOf(op.validateQuery.errors);
-        fail('invalid_parameter', `Invalid query parameter ${errors[0]?.field ?? ''}`.trim(), { errors });
+        fail(schemaCode, `Invalid query parameter ${errors[0]?.field ?? ''}`.trim(), { errors });
       }
       let body: unknown = req.body;
       if (wantsJsonBody) {
         if (Buffer.isBuffer(body)) fail('invalid_parameter', 'Content-Type must be application/json');
         if (body === undefined || body === null) {
-          if (op.bodyRequired) fail('invalid_parameter', 'A JSON request body is required', { errors: [{ field: '(body)', code: 'invalid_type', message: 'Required' }] });
+          if (op.bodyRequired) fail(schemaCode, 'A JSON request body is required', { errors: [{ field: '(body)', code: 'invalid_type', message: 'Required' }] });
           body = {};
         }
         def.precheck?.(body);
-        if (!op.validateBody!(body)) {
+        if (!def.ownBodyValidation && !op.validateBody!(body)) {
           const errors = issuesOf(op.validateBody!.errors);
-          fail('invalid_parameter', 'Request body failed validation', { errors });
+          fail(schemaCode, 'Request body failed validation', { errors });
         }
       }
 
@@ -177,7 +203,9 @@ export function defineRoute<P extends Principal | null>(deps: RouteDeps, def: Ro
         if (idemKey.length === 0 || idemKey.length > IDEMPOTENCY_KEY_MAX) fail('invalid_parameter', `Idempotency-Key must be 1 to ${IDEMPOTENCY_KEY_MAX} characters`, { param: 'Idempotency-Key' });
         const owner = p.kind === 'mailbox' && def.surface !== 'management' ? `mailbox:${p.mailboxId}` : `team:${p.teamId}`;
         const scope = `${owner}:${def.method} ${def.path}`;
-        const fingerprint = createHash('sha256').update(`${def.method} ${req.url}\n${canonicalJson(body ?? null)}`).digest('hex');
+        // Upload bodies are bytes: fingerprint their digest, not a JSON rendering of every byte.
+        const bodyPrint = Buffer.isBuffer(body) ? `bytes:${createHash('sha256').update(body).digest('hex')}` : canonicalJson(body ?? null);
+        const fingerprint = createHash('sha256').update(`${def.method} ${req.url}\n${bodyPrint}`).digest('hex');
         const now = deps.services.clock.now();
         const existing = await deps.services.store.idempotency.claim({
           scope,
@@ -238,6 +266,15 @@ export function defineRoute<P extends Principal | null>(deps: RouteDeps, def: Ro
       const headers: Record<string, string> = { ...(result.headers ?? {}) };
       if (result.etag) headers.ETag = result.etag;
       for (const [k, v] of Object.entries(headers)) reply.header(k, v);
+      if (result.stream) {
+        reply.hijack();
+        const res = reply.raw;
+        const sent: Record<string, string | number | string[]> = {};
+        for (const [k, v] of Object.entries(reply.getHeaders())) if (v !== undefined) sent[k] = v;
+        res.writeHead(status, { ...sent, ...result.stream.headers });
+        result.stream.start(res, req.raw);
+        return reply;
+      }
       if (result.raw) {
         if (def.method === 'GET' && result.etag && etagMatches(req.headers['if-none-match'], result.etag)) return reply.code(304).send();
         return reply.code(status).type(result.raw.contentType).send(result.raw.body);

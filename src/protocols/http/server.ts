@@ -16,6 +16,14 @@ import { registerMessageRoutes } from './routes/mailbox/messages.ts';
 import { registerFolderRoutes } from './routes/mailbox/folders.ts';
 import { registerThreadRoutes } from './routes/mailbox/threads.ts';
 import { registerInboxLogRoutes } from './routes/inbox-logs.ts';
+import { registerMailboxSendRoutes } from './routes/mailbox/send.ts';
+import { registerSendingRoutes } from './routes/sending.ts';
+import { registerWebhookRoutes } from './routes/webhooks.ts';
+import { registerEventRoutes } from './routes/mailbox/events.ts';
+import { registerSyncRoutes } from './routes/mailbox/sync.ts';
+import { registerSubmissionRoutes } from './routes/mailbox/submissions.ts';
+import { registerEmailLogRoutes } from './routes/email-logs.ts';
+import { registerProviderRoutes } from './routes/providers.ts';
 
 export const API_BASE = '/api/v1';
 
@@ -24,6 +32,13 @@ let appContract: Contract | null = null;
 export function appSpecContract(): Contract {
   appContract ??= new Contract(loadSpec('openapi-app.json'), 'app');
   return appContract;
+}
+
+let sendingContract: Contract | null = null;
+/** openapi-sending.json: the Sending API shares the server and /api/v1 (its paths do not collide). */
+export function sendingSpecContract(): Contract {
+  sendingContract ??= new Contract(loadSpec('openapi-sending.json'), 'sending');
+  return sendingContract;
 }
 
 export async function buildHttpServer(services: Services): Promise<FastifyInstance> {
@@ -59,7 +74,7 @@ export async function buildHttpServer(services: Services): Promise<FastifyInstan
   app.setErrorHandler((err, req, reply) => {
     if (err instanceof AppError) return sendError(reply, req.id, err);
     const code = (err as { code?: string }).code;
-    if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') return sendError(reply, req.id, new AppError('payload_too_large', `Request body exceeds ${config.bodyLimitBytes} bytes`));
+    if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') return sendError(reply, req.id, new AppError('payload_too_large', `Request body exceeds ${req.routeOptions.bodyLimit ?? config.bodyLimitBytes} bytes`));
     if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return sendError(reply, req.id, new AppError('invalid_parameter', 'Unsupported Content-Type'));
     if (code?.startsWith('FST_ERR_CTP') || (err as { statusCode?: number }).statusCode === 400) {
       return sendError(reply, req.id, new AppError('invalid_parameter', 'Malformed request'));
@@ -73,6 +88,7 @@ export async function buildHttpServer(services: Services): Promise<FastifyInstan
   const deps: RouteDeps = {
     app,
     contract: appSpecContract(),
+    sendingContract: sendingSpecContract(),
     services,
     limiter: new RateLimiter(config.rateLimits.windowSeconds, () => services.clock.now()),
     basePath: API_BASE,
@@ -86,5 +102,15 @@ export async function buildHttpServer(services: Services): Promise<FastifyInstan
   registerFolderRoutes(deps);
   registerThreadRoutes(deps);
   registerInboxLogRoutes(deps);
+  registerMailboxSendRoutes(deps);
+  registerSendingRoutes(deps);
+  registerWebhookRoutes(deps);
+  registerEventRoutes(deps);
+  registerSyncRoutes(deps);
+  registerSubmissionRoutes(deps);
+  registerEmailLogRoutes(deps);
+  registerProviderRoutes(deps);
+  // Open SSE streams would hold close() forever: end them first.
+  app.addHook('preClose', async () => services.realtime.closeAll());
   return app;
 }

@@ -3,7 +3,7 @@
 // message is stored by ingest before the 250, STARTTLS is offered with the configured or
 // self-signed certificate, and there is no AUTH here (submission is a separate listener).
 import { Resolver as CallbackResolver } from 'node:dns';
-import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
+import { SMTPServer, type SMTPServerSession } from 'smtp-server';
 import { randomString } from '../../core/ids.ts';
 import type { Services } from '../../services/index.ts';
 import { InboundAuthService } from '../../services/mail/inbound-auth.ts';
@@ -12,7 +12,7 @@ import { RecipientsService } from '../../services/mail/recipients.ts';
 import { SpamService } from '../../services/mail/spam.ts';
 import { DNS_TIMEOUT_MS } from '../../config/limits.ts';
 import { deliverMessage, logRefusals, refuseOversized, type DeliveryDeps, type Transaction } from './delivery.ts';
-import { SMTP_CLOSE_GRACE_MS, SMTP_COMMAND_LINE_MAX } from './limits.ts';
+import { readMessage, SMTP_CLOSE_GRACE_MS, SMTP_COMMAND_LINE_MAX } from './limits.ts';
 import { ENHANCED_PREFIX, recipientReply, REPLIES, SmtpReply } from './replies.ts';
 import { loadTlsMaterial, type TlsMaterial } from './tls.ts';
 
@@ -46,17 +46,6 @@ function declaredSize(args: false | Record<string, string | true>): number | nul
   const size = args ? args.SIZE : undefined;
   if (typeof size !== 'string' || !/^\d{1,15}$/.test(size)) return null;
   return Number(size);
-}
-
-async function readMessage(stream: SMTPServerDataStream, max: number): Promise<Buffer | null> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
-    size += chunk.byteLength;
-    // Past the limit the rest is read and dropped: the client is owed a 552 after its final dot.
-    if (size <= max) chunks.push(chunk);
-  }
-  return stream.sizeExceeded || size > max ? null : Buffer.concat(chunks, size);
 }
 
 export async function startInboundSmtp(services: Services, opts: InboundSmtpOptions = {}): Promise<InboundSmtp> {

@@ -24,7 +24,7 @@ export const SESSION_LIMITS = {
 } as const;
 
 /** What this build implements; flipped on as the send and sync work lands. */
-export const FEATURES = { send: false, changes: false, queryChanges: false, events: false } as const;
+export const FEATURES = { send: true, changes: true, queryChanges: true, events: true } as const;
 
 function identityView(r: IdentityRow) {
   return {
@@ -111,7 +111,7 @@ export class AccountService {
         folders: ['/mailbox/folders', '/mailbox/folders/{folder_id}'],
         submissions: f.send ? ['/mailbox/submissions', '/mailbox/submissions/{submission_id}', '/mailbox/messages/send'] : [],
         usage: ['/mailbox/quotas', '/mailbox/usage'],
-        sync: f.changes ? ['/mailbox/changes', '/mailbox/messages/query-changes', '/mailbox/folders/changes', '/mailbox/folders/query-changes'] : [],
+        sync: f.changes ? ['/mailbox/changes', '/mailbox/messages/query-changes', '/mailbox/folders/changes', '/mailbox/folders/query-changes', '/mailbox/quotas/changes'] : [],
       },
     };
   }

@@ -120,8 +120,8 @@ function realtimeEvent(row: MessageRow, folderId: string, mailbox: MailboxRow, i
       ...summary,
       rfc5322_message_id: row.rfc_message_id,
       body: {
-        ...(text.value !== undefined ? { text: text.value } : {}),
-        ...(html.value !== undefined ? { html: html.value } : {}),
+        text: text.value ?? null,
+        html: html.value ?? null,
         is_truncated: text.truncated || html.truncated,
         max_bytes: REALTIME_BODY_MAX_BYTES,
       },

@@ -96,6 +96,13 @@ export class MessagesService {
     return { baseUrl: this.ctx.config.publicUrl, tokens: this.tokens, now: this.ctx.clock.now() };
   }
 
+  /** Fresh attachment metadata (with download links) of a message, or null when it is gone. */
+  async attachmentLinks(mailboxId: string, id: string): Promise<Record<string, unknown>[] | null> {
+    const row = await this.ctx.store.messages.get(id);
+    if (!row || row.mailbox_id !== mailboxId) return null;
+    return attachmentViews(row, await this.viewContext());
+  }
+
   async emailState(mailboxId: string): Promise<string> {
     return stateOf(this.ctx.store, mailboxId, 'message');
   }

@@ -6,12 +6,20 @@ import type { Dialect } from '../dialect.ts';
 import { migration001 } from './001-foundation.ts';
 import { migration002 } from './002-mail.ts';
 import { migration003 } from './003-events.ts';
+import { migration004 } from './004-sync.ts';
+import { migration005 } from './005-webhooks.ts';
+import { migration006 } from './006-send.ts';
+import { migration007 } from './007-uploads.ts';
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {
   const all: Record<string, (db: Kysely<any>, dialect: Dialect) => Promise<void>> = {
     '001-foundation': migration001,
     '002-mail': migration002,
     '003-events': migration003,
+    '004-sync': migration004,
+    '005-webhooks': migration005,
+    '006-send': migration006,
+    '007-uploads': migration007,
   };
   return {
     async getMigrations(): Promise<Record<string, Migration>> {

@@ -1,7 +1,8 @@
 // The change log: every create/update/destroy appends a row in the same transaction as the data.
 // It feeds /changes, query-changes, IMAP MODSEQ, SSE resume and the webhook outbox.
+import { sql } from 'kysely';
 import { iso } from '../../core/clock.ts';
-import { takeWriteOrderLock, type RepoContext } from './common.ts';
+import { inWriteOrder, type RepoContext } from './common.ts';
 
 export type ChangeKind = 'created' | 'updated' | 'destroyed';
 
@@ -21,19 +22,15 @@ export class ChangesRepo {
 
   /** Appends one change and returns its id (monotonic across the whole log). */
   async append(entry: ChangeEntry): Promise<number> {
-    await takeWriteOrderLock(this.ctx);
-    const row = await this.ctx.db
-      .insertInto('changes')
-      .values({
-        team_id: entry.teamId ?? null,
-        mailbox_id: entry.mailboxId ?? null,
-        type: entry.type,
-        object_id: entry.objectId,
-        kind: entry.kind,
-        created_at: iso(this.ctx.clock.now()),
-      })
-      .returning('change_id')
-      .executeTakeFirstOrThrow();
+    const values = {
+      team_id: entry.teamId ?? null,
+      mailbox_id: entry.mailboxId ?? null,
+      type: entry.type,
+      object_id: entry.objectId,
+      kind: entry.kind,
+      created_at: iso(this.ctx.clock.now()),
+    };
+    const row = await inWriteOrder(this.ctx, (db) => db.insertInto('changes').values(values).returning('change_id').executeTakeFirstOrThrow());
     return Number(row.change_id);
   }
 
@@ -57,6 +54,70 @@ export class ChangesRepo {
       .where('type', '=', type)
       .executeTakeFirst();
     return r?.m === null || r?.m === undefined ? null : Number(r.m);
+  }
+
+  /** Changes of (mailbox, type) after `afterId`, oldest first, at most `limit`. */
+  async since(mailboxId: string, type: string, afterId: number, limit: number): Promise<{ change_id: number; object_id: string; kind: ChangeKind }[]> {
+    const rows = await this.ctx.db
+      .selectFrom('changes')
+      .select(['change_id', 'object_id', 'kind'])
+      .where('mailbox_id', '=', mailboxId)
+      .where('type', '=', type)
+      .where('change_id', '>', afterId)
+      .orderBy('change_id', 'asc')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({ change_id: Number(r.change_id), object_id: r.object_id, kind: r.kind }));
+  }
+
+  /** The highest change id purged for (mailbox, type) (0 when none was): states below it are gone. */
+  async horizon(mailboxId: string, type: string): Promise<number> {
+    const r = await this.ctx.db.selectFrom('change_horizons').select('purged_through').where('mailbox_id', '=', mailboxId).where('type', '=', type).executeTakeFirst();
+    return Number(r?.purged_through ?? 0);
+  }
+
+  /**
+   * Retention: deletes mailbox changes created before `beforeIso`, for at most `maxGroups`
+   * (mailbox, type) pairs, always keeping the newest row of each pair (so a state token never goes
+   * backwards) and raising the pair's horizon to the highest id deleted. Returns the rows deleted.
+   * Runs in the caller's transaction.
+   */
+  async purgeBefore(beforeIso: string, maxGroups = 200): Promise<number> {
+    const db = this.ctx.db;
+    // Old rows that are not the newest of their (mailbox, type); per pair, the highest such id.
+    const groups = await db
+      .selectFrom('changes as c')
+      .select((eb) => ['c.mailbox_id', 'c.type', eb.fn.max('c.change_id').as('m')])
+      .where('c.created_at', '<', beforeIso)
+      .where('c.mailbox_id', 'is not', null)
+      .where((eb) =>
+        eb(
+          'c.change_id',
+          '<',
+          eb.selectFrom('changes as n').select((e2) => e2.fn.max('n.change_id').as('top')).whereRef('n.mailbox_id', '=', 'c.mailbox_id').whereRef('n.type', '=', 'c.type'),
+        ),
+      )
+      .groupBy(['c.mailbox_id', 'c.type'])
+      .limit(maxGroups)
+      .execute();
+    let deleted = 0;
+    for (const g of groups) {
+      const mailboxId = g.mailbox_id as string;
+      const upTo = Number(g.m);
+      const r = await db.deleteFrom('changes').where('mailbox_id', '=', mailboxId).where('type', '=', g.type).where('change_id', '<=', upTo).executeTakeFirst();
+      deleted += Number(r.numDeletedRows);
+      await db
+        .insertInto('change_horizons')
+        .values({ mailbox_id: mailboxId, type: g.type, purged_through: upTo })
+        // Never lower: another process may have purged further meanwhile.
+        .onConflict((oc) =>
+          oc.columns(['mailbox_id', 'type']).doUpdateSet({
+            purged_through: sql<number>`CASE WHEN change_horizons.purged_through > excluded.purged_through THEN change_horizons.purged_through ELSE excluded.purged_through END`,
+          }),
+        )
+        .execute();
+    }
+    return deleted;
   }
 
   async list(filter: { mailboxId?: string; teamId?: string; type?: string; afterId?: number; limit: number }) {

@@ -24,10 +24,27 @@ export interface RepoContext {
  * and a tail of the event log by id never skips a row that commits late. SQLite has one writer.
  */
 export async function takeWriteOrderLock(ctx: RepoContext): Promise<void> {
-  if (ctx.dialect !== 'postgres' || ctx.orderLockHeld) return;
-  if (!ctx.inTransaction) return; // a single statement is its own transaction: ids commit at once
+  if (ctx.dialect !== 'postgres' || ctx.orderLockHeld || !ctx.inTransaction) return;
   await sql`select pg_advisory_xact_lock(${WRITE_ORDER_LOCK_KEY})`.execute(ctx.db);
   ctx.orderLockHeld = true;
+}
+
+/**
+ * Runs an append under the write-order lock. Inside a transaction the lock is taken once and held
+ * to commit. Outside one (the data write before it has already committed on its own), the append
+ * gets a small transaction of its own that takes the lock first, so its id cannot commit ahead of
+ * a smaller id another transaction holds.
+ */
+export async function inWriteOrder<T>(ctx: RepoContext, fn: (db: Kysely<Database>) => Promise<T>): Promise<T> {
+  if (ctx.dialect !== 'postgres') return fn(ctx.db);
+  if (ctx.inTransaction) {
+    await takeWriteOrderLock(ctx);
+    return fn(ctx.db);
+  }
+  return ctx.db.transaction().execute(async (trx) => {
+    await sql`select pg_advisory_xact_lock(${WRITE_ORDER_LOCK_KEY})`.execute(trx);
+    return fn(trx);
+  });
 }
 
 /** Arbitrary constant key of the advisory lock above ("mmux"). */

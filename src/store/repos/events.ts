@@ -3,7 +3,7 @@
 import type { Selectable } from 'kysely';
 import { iso } from '../../core/clock.ts';
 import type { EventsTable } from '../schema.ts';
-import { takeWriteOrderLock, type RepoContext } from './common.ts';
+import { inWriteOrder, type RepoContext } from './common.ts';
 
 export type EventRow = Selectable<EventsTable>;
 export type EventInsert = Omit<EventRow, 'seq' | 'created_at'>;
@@ -15,12 +15,7 @@ export class EventsRepo {
   }
 
   async append(e: EventInsert): Promise<EventRow> {
-    await takeWriteOrderLock(this.ctx);
-    return this.ctx.db
-      .insertInto('events')
-      .values({ ...e, created_at: iso(this.ctx.clock.now()) })
-      .returningAll()
-      .executeTakeFirstOrThrow();
+    return inWriteOrder(this.ctx, (db) => db.insertInto('events').values({ ...e, created_at: iso(this.ctx.clock.now()) }).returningAll().executeTakeFirstOrThrow());
   }
 
   /** Events after `afterSeq`, oldest first: the tail every process follows. */

@@ -88,7 +88,7 @@ export class MailboxesRepo {
 
   /** After its messages are gone: the folders, identities, threads and change log of a deleted mailbox. */
   async purgeRows(id: string): Promise<void> {
-    for (const table of ['folders', 'identities', 'threads', 'changes'] as const) {
+    for (const table of ['folders', 'identities', 'threads', 'changes', 'change_horizons', 'events'] as const) {
       await this.ctx.db.deleteFrom(table).where('mailbox_id', '=', id).execute();
     }
   }
