@@ -141,6 +141,11 @@ describeEachBackend('sending API front-end', (backend) => {
     assert.equal(got.status, 200);
     assert.deepEqual(got.body.data, att);
     assert.equal((await call('GET', '/api/v1/emails/attachments/att_aaaaaaaaaaaaaaaaaaaaaaaa')).status, 404);
+    // Another mailbox's key of the same team neither sees nor sends this upload.
+    const neighbour = await createMailbox(app, 'neighbour');
+    assert.equal((await app.api('GET', `/api/v1/emails/attachments/${att.attachment_id}`, { token: neighbour.key })).status, 404);
+    const borrowed = await app.api('POST', '/api/v1/emails/send', { token: neighbour.key, body: { ...email(), from: { email: neighbour.email }, attachments: [{ attachment_id: att.attachment_id }] } });
+    assert.equal(borrowed.status, 422, borrowed.text);
     const exe = await app.api('POST', '/api/v1/emails/attachments?filename=tool.exe', { token: mbx.key, rawBody: Buffer.from('MZ'), headers: { 'content-type': 'application/octet-stream' } });
     assert.equal(exe.status, 422);
     const fake = await app.api('POST', '/api/v1/emails/attachments?filename=fake.pdf', { token: mbx.key, rawBody: Buffer.from('MZ not a pdf'), headers: { 'content-type': 'application/pdf' } });

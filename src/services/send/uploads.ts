@@ -200,17 +200,17 @@ export class UploadsService {
   /** A completed upload a send may use, with its bytes; 422 when unknown, expired or not this sender's. */
   async resolve(surface: UploadSurface, owner: { teamId: string; mailboxId: string }, id: string, field: string): Promise<{ row: UploadRow; bytes: Buffer }> {
     const row = await this.ctx.store.uploads.get(id);
-    const usable = row && row.surface === surface && Date.parse(row.expires_at) > this.now() && (surface === 'mailbox' ? row.mailbox_id === owner.mailboxId : row.team_id === owner.teamId);
+    const usable = row && row.surface === surface && Date.parse(row.expires_at) > this.now() && row.mailbox_id === owner.mailboxId;
     if (!row || !usable) throw validation(`Uploaded attachment ${id} is unknown or expired`, [{ field, code: 'custom', message: 'Unknown or expired upload' }]);
     const bytes = await this.ctx.store.blobs.get(row.sha256);
     if (!bytes) throw new AppError('service_unavailable', 'Attachment storage temporarily unavailable');
     return { row, bytes };
   }
 
-  /** Sending API GET /emails/attachments/{id}: team-scoped, 404 once expired. */
-  async getSending(teamId: string, id: string): Promise<UploadRow> {
+  /** Sending API GET /emails/attachments/{id}: this mailbox key's uploads only (never across mailboxes, even within a team); 404 once expired. */
+  async getSending(mailboxId: string, id: string): Promise<UploadRow> {
     const row = await this.ctx.store.uploads.get(id);
-    if (!row || row.surface !== 'sending' || row.team_id !== teamId || Date.parse(row.expires_at) <= this.now()) throw new AppError('not_found', 'Attachment not found or expired');
+    if (!row || row.surface !== 'sending' || row.mailbox_id !== mailboxId || Date.parse(row.expires_at) <= this.now()) throw new AppError('not_found', 'Attachment not found or expired');
     return row;
   }
 

@@ -135,7 +135,7 @@ export function registerSendingRoutes(deps: RouteDeps): void {
     path: '/emails/attachments/{attachment_id}',
     surface: 'sending',
     spec: 'sending',
-    handler: async ({ principal, params }) => ({ data: attachmentView(await uploads.getSending(principal.teamId, params.attachment_id ?? '')) }),
+    handler: async ({ principal, params }) => ({ data: attachmentView(await uploads.getSending(principal.mailboxId, params.attachment_id ?? '')) }),
   });
 
   // GET /openapi.json needs no key (security: []): the document with this server as its server.
