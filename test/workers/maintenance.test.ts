@@ -49,6 +49,14 @@ describeEachBackend('maintenance worker', (backend) => {
     const other = await app.api('POST', '/api/v1/mailboxes', { body: { email: 'stays@agents.mailmux.test' } });
     assert.equal(other.status, 201, other.text);
 
+    // Something queued to send and an upload: both go with the mailbox.
+    const key = created.body.data.credential.secret as string;
+    const queued = await app.api('POST', '/api/v1/mailbox/messages/send', { token: key, body: { to: [{ email: 'far@example.org' }], subject: 'queued', text_body: 'x' } });
+    assert.equal(queued.status, 200, queued.text);
+    const upload = await app.api('POST', '/api/v1/mailbox/attachments:upload?filename=a.txt', { token: key, rawBody: 'upload bytes', headers: { 'content-type': 'text/plain' } });
+    assert.equal(upload.status, 200, upload.text);
+    const [submission] = await app.services.store.submissions.list(id, { now: new Date().toISOString(), sortBy: 'send_at', direction: 'desc', limit: 10, cursor: null });
+
     assert.equal((await app.api('DELETE', `/api/v1/mailboxes/${id}`)).status, 200);
     assert.equal((await app.services.store.mailboxes.get(id))?.cleanup_pending, 1);
     const pending = await app.api('GET', `/api/v1/mailboxes/availability?email=${encodeURIComponent(email)}`);
@@ -61,6 +69,10 @@ describeEachBackend('maintenance worker', (backend) => {
     assert.equal(row?.status, 'deleted', 'the row stays for audit');
     assert.equal(row?.cleanup_pending, 0);
     assert.deepEqual(await app.services.store.mailboxes.listPendingCleanup(), []);
+    assert.ok(submission);
+    assert.equal(await app.services.store.submissions.get(submission.id), undefined);
+    assert.deepEqual(await app.services.store.outbound.forSubmission(submission.id), []);
+    assert.equal(await app.services.store.uploads.get(upload.body.data.blob_id), undefined);
     const free = await app.api('GET', `/api/v1/mailboxes/availability?email=${encodeURIComponent(email)}`);
     assert.equal(free.body.data.reason, 'available');
     const again = await app.api('POST', '/api/v1/mailboxes', { body: { email } });

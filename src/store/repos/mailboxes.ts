@@ -86,11 +86,17 @@ export class MailboxesRepo {
     return query.execute();
   }
 
-  /** After its messages are gone: the folders, identities, threads and change log of a deleted mailbox. */
+  /**
+   * After its messages are gone: the folders, identities, threads, change and event logs, the
+   * submissions with their queued recipients (nothing more is sent from a deleted mailbox) and the
+   * upload intents of a deleted mailbox. Its uploads are expired, so the upload purge frees their
+   * blobs. Delivery logs stay: they are the team's record of what was sent.
+   */
   async purgeRows(id: string): Promise<void> {
-    for (const table of ['folders', 'identities', 'threads', 'changes', 'change_horizons', 'events'] as const) {
+    for (const table of ['folders', 'identities', 'threads', 'changes', 'change_horizons', 'events', 'submissions', 'outbound_recipients', 'upload_intents'] as const) {
       await this.ctx.db.deleteFrom(table).where('mailbox_id', '=', id).execute();
     }
+    await this.ctx.db.updateTable('uploads').set({ expires_at: '1970-01-01T00:00:00.000Z' }).where('mailbox_id', '=', id).execute();
   }
 
   /** Quota accounting: bytes stored by this mailbox (kept exact through ingest and delete). */
