@@ -61,6 +61,20 @@ describeEachBackend('outbound undo window and retry expiry', (backend) => {
     assert.equal(done.body.data.undo_status, 'final');
   });
 
+  it('holds the mail of a suspended mailbox until it is resumed', async () => {
+    mx.received.length = 0;
+    const r = await submit('held@slow.example', 'Held while suspended');
+    assert.equal((await app.api('POST', `/api/v1/mailboxes/${sender.id}/suspend`)).status, 200);
+    // Past the undo window and a retry: nothing leaves.
+    await new Promise((res) => setTimeout(res, 3500));
+    assert.equal(mx.received.length, 0);
+    const row = (await app.services.store.outbound.forSubmission(r.submissionId))[0]!;
+    assert.equal(row.status, 'deferred');
+    assert.match(row.smtp_reply ?? '', /suspended/);
+    assert.equal((await app.api('POST', `/api/v1/mailboxes/${sender.id}/resume`)).status, 200);
+    await waitFor(() => mx.received.length === 1, 15_000, 'delivery after resume');
+  });
+
   it('keeps at most the per-domain limit of sessions open to one domain', async () => {
     mx.received.length = 0;
     mx.holdReplies = true;

@@ -75,6 +75,15 @@ export class DeliveryService {
       await this.record(submission, rows.map((row) => ({ row, kind: 'permanent', reply: 'message content is no longer stored', code: null, route: null, providerId: null, remoteMta: null })), raw);
       return;
     }
+    // Nothing leaves from a mailbox that is not active: a suspended one's mail waits (retried with
+    // backoff until it is resumed or the retry time ends), a deleted one's is dropped.
+    const sender = await this.ctx.store.mailboxes.get(submission.mailbox_id);
+    if (!sender || sender.status !== 'active') {
+      const held = sender?.status === 'suspended';
+      const reply = held ? '451 4.7.1 the sending mailbox is suspended; held until it is resumed' : '550 5.7.1 the sending mailbox was deleted';
+      await this.record(submission, rows.map((row) => ({ row, kind: held ? 'temporary' : 'permanent', reply, code: held ? 451 : 550, route: null, providerId: null, remoteMta: null })), raw);
+      return;
+    }
     const message = await this.prepare(raw, submission);
 
     // Local recipients first: their rows finish inside the ingest transaction.
