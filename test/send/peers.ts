@@ -119,6 +119,9 @@ export class SmtpPeer {
         });
       },
     });
+    // A client killed mid-session (the kill -9 test) resets its socket: routine for an SMTP server,
+    // and without a listener smtp-server would throw it.
+    this.server.on('error', () => undefined);
     await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
     this.port = (this.server.server.address() as AddressInfo).port;
     return this.port;
