@@ -123,6 +123,24 @@ describeEachBackend('SMTP submission front-end', (backend) => {
     assert.match(ok.response, /^250 /);
   });
 
+  test('recipients beyond the limit get 452 4.5.3; a message over 25 MB gets 552 after its data', async () => {
+    const saved = app.config.smtp.maxRecipients;
+    app.config.smtp.maxRecipients = 3;
+    try {
+      const info = await transport({ port: smtp.port, user: mbx.email, pass: mbx.key }).sendMail({ from: mbx.email, to: ['r1@example.org', 'r2@example.org', 'r3@example.org', 'r4@example.org'], subject: 'four recipients', text: 'x' });
+      assert.deepEqual(info.accepted, ['r1@example.org', 'r2@example.org', 'r3@example.org']);
+      assert.deepEqual(info.rejected, ['r4@example.org']);
+      assert.equal((info as unknown as { rejectedErrors: { responseCode: number; response: string }[] }).rejectedErrors[0]!.responseCode, 452);
+      assert.match((info as unknown as { rejectedErrors: { response: string }[] }).rejectedErrors[0]!.response, /4\.5\.3/);
+    } finally {
+      app.config.smtp.maxRecipients = saved;
+    }
+    const big = Buffer.alloc(26 * 1024 * 1024, 'a');
+    const err = await failure(transport({ port: smtp.port, user: mbx.email, pass: mbx.key }).sendMail({ from: mbx.email, to: 'big@example.org', subject: 'too big', text: 'x', attachments: [{ filename: 'big.bin', content: big }] }));
+    assert.equal(err.responseCode, 552, JSON.stringify(err));
+    assert.equal((await sentBySubject('too big')).length, 0);
+  });
+
   test('MAILMUX_SUBMISSION_ALLOW_INSECURE_AUTH lets AUTH through without TLS (development)', async () => {
     app.config.submissionAllowInsecureAuth = true;
     const dev = await startSubmission(app.services, { host: '127.0.0.1', port: 0, tlsPort: 0 });
