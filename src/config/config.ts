@@ -95,7 +95,7 @@ export const CONFIG_VARS: readonly VarSpec[] = [
   { name: 'MAILMUX_WEBHOOK_TIMEOUT_SECONDS', default: '10', description: 'A webhook POST without a complete answer by then counts as a timeout and is retried' },
   { name: 'MAILMUX_WEBHOOK_CONCURRENCY', default: '16', description: 'Webhook POSTs in flight per process' },
   { name: 'MAILMUX_MAX_WEBHOOKS_PER_TEAM', default: '100', description: 'Webhook subscriptions a team may hold (409 limit_exceeded beyond)' },
-  { name: 'MAILMUX_SEND_UNDO_SECONDS', default: '0', description: 'Undo window of a send: delivery starts this long after submission (the submission\'s `undo_status` is `pending` meanwhile)' },
+  { name: 'MAILMUX_SEND_UNDO_SECONDS', default: '0', description: 'Undo window of a send: delivery starts this long after submission; meanwhile `undo_status` is `pending` and PATCH /mailbox/submissions/{id} `{"undo_status":"canceled"}` cancels it' },
   { name: 'MAILMUX_SEND_RETRY_HOURS', default: '48', description: 'How long 4xx replies and connection errors are retried (with backoff) before the message bounces' },
   { name: 'MAILMUX_SEND_RETRY_BASE_SECONDS', default: '60', description: 'First retry delay after a temporary failure; each further retry waits twice as long, at most an hour' },
   { name: 'MAILMUX_OUTBOUND_LEASE_SECONDS', default: '900', description: 'How long a worker holds queued recipients it took; a crashed process\'s work is retried after this (SQLite retries at the next start)' },

@@ -98,9 +98,9 @@
 //   id of the Sent copy, as in JMAP, not the Sending API's eml_ id; `delivered` uses JMAP's values:
 //   queued (queued or deferred), yes, no, unknown (the connection was lost after the end of data, so
 //   acceptance is uncertain and Mailmux does not resend); `displayed` is always unknown and
-//   dsn_blob_ids / mdn_blob_ids are empty (a bounce is a message in the sender's inbox). The spec
-//   has no cancel operation, so undo_status is pending until send_at (created +
-//   MAILMUX_SEND_UNDO_SECONDS, default 0) and final after; `canceled` never occurs through the API.
+//   dsn_blob_ids / mdn_blob_ids are empty (a bounce is a message in the sender's inbox).
+//   undo_status is pending until send_at (created + MAILMUX_SEND_UNDO_SECONDS, default 0) and
+//   final after, or canceled through the PATCH extension above.
 // - Outbound routing (send_scope): `all` uses the team's active sending accounts, and with none it
 //   delivers directly to the recipients' MX (the hosted product's shared SES account does not
 //   exist here); `providers` only the listed active accounts (none active: the message is
