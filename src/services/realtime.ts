@@ -17,6 +17,11 @@ export type RealtimeEventType = (typeof REALTIME_EVENT_TYPES)[number];
 export const STREAM_BUFFER_MAX_BYTES = 4 * 1024 * 1024;
 /** Events read per replay query. */
 const REPLAY_PAGE = 200;
+/**
+ * How often open streams' credentials are checked again: a revoked key or a suspended or deleted
+ * mailbox loses its streams within this time (one query for all streams of the process).
+ */
+export const STREAM_RECHECK_MS = 5000;
 
 /** Where a stream's bytes go (the HTTP response). */
 export interface StreamSink {
@@ -102,10 +107,33 @@ export class RealtimeService {
   /** Frames of recent events, shared by every stream that sends them. */
   private readonly frames = new Map<number, Promise<string>>();
 
+  private recheckTimer: NodeJS.Timeout | null = null;
+
   constructor(ctx: ServiceContext, events: EventsService, messages: MessagesService) {
     this.ctx = ctx;
     this.messages = messages;
     events.subscribe((row) => this.dispatch(row));
+  }
+
+  /** Closes the streams whose credential no longer works (revoked key, mailbox not active). */
+  async recheck(): Promise<void> {
+    const keys = [...this.perKey.keys()];
+    if (keys.length === 0) return;
+    const live = await this.ctx.store.keys.liveMailboxKeys(keys);
+    for (const set of [...this.byMailbox.values()]) for (const s of [...set]) if (!live.has(s.options.keyId)) s.close();
+  }
+
+  private scheduleRecheck(): void {
+    if (this.recheckTimer) return;
+    this.recheckTimer = setInterval(() => {
+      if (this.perKey.size === 0) {
+        clearInterval(this.recheckTimer!);
+        this.recheckTimer = null;
+        return;
+      }
+      this.recheck().catch((err: unknown) => this.log('realtime.recheck_failed', err));
+    }, STREAM_RECHECK_MS);
+    this.recheckTimer.unref();
   }
 
   /** Reserves a stream for a credential: 429 beyond the per-credential cap. */
@@ -119,6 +147,7 @@ export class RealtimeService {
     let set = this.byMailbox.get(options.mailboxId);
     if (!set) this.byMailbox.set(options.mailboxId, (set = new Set()));
     set.add(stream);
+    this.scheduleRecheck();
     return stream;
   }
 
@@ -142,6 +171,8 @@ export class RealtimeService {
   /** Ends every stream (server shutdown). */
   closeAll(): void {
     for (const set of [...this.byMailbox.values()]) for (const s of [...set]) s.close();
+    if (this.recheckTimer) clearInterval(this.recheckTimer);
+    this.recheckTimer = null;
   }
 
   private dispatch(row: EventRow): void {

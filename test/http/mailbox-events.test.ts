@@ -192,6 +192,25 @@ describeEachBackend('SSE /mailbox/events', (backend) => {
     assert.equal(anon.status, 401);
   });
 
+  test('a revoked key or a suspended mailbox loses its open streams', async () => {
+    const c = await createMailbox(app, 'revoked');
+    const second = await app.api('POST', `/api/v1/mailboxes/${c.id}/keys`, { body: { app_name: 'second' } });
+    assert.equal(second.status, 201, second.text);
+    const key = second.body.data.credential as { secret: string; public_id: string };
+    const byFirst = await sse(c);
+    const bySecond = await openSse(`${base}/api/v1/mailbox/events`, key.secret);
+    open.push(bySecond);
+    assert.equal(byFirst.status, 200);
+    assert.equal(bySecond.status, 200);
+    assert.equal((await app.api('DELETE', `/api/v1/mailboxes/${c.id}/keys/${key.public_id}`)).status, 200);
+    await app.services.realtime.recheck();
+    await bySecond.ended;
+    assert.equal(byFirst.frames.filter((f) => f.comment === null).length, 0);
+    assert.equal((await app.api('POST', `/api/v1/mailboxes/${c.id}/suspend`)).status, 200);
+    await app.services.realtime.recheck();
+    await byFirst.ended;
+  });
+
   test('the per-credential stream cap answers 429, and a closed stream frees its slot', async () => {
     const streams = [await sse(b), await sse(b), await sse(b)];
     for (const s of streams) assert.equal(s.status, 200);

@@ -44,7 +44,8 @@
 //   MAILMUX_EVENT_RETENTION_HOURS, unknown, or another mailbox's) gets sync_required. Received
 //   events carry `text` and `html` each capped at 16,384 UTF-8 bytes (`max_bytes`); attachment
 //   links are minted when the event is sent, so replayed events have working links too. The
-//   stream cap (429) counts streams per credential in each process.
+//   stream cap (429) counts streams per credential in each process. A stream whose key is revoked
+//   or whose mailbox is suspended or deleted is closed within 5 s.
 // - Submissions (extension): PATCH /mailbox/submissions/{id} with `{"undo_status":"canceled"}`
 //   cancels a submission whose undo window (MAILMUX_SEND_UNDO_SECONDS) is still open; no recipient
 //   is attempted, the delivery log turns `failed` with the reason. After send_at it is 409.

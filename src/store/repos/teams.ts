@@ -68,6 +68,20 @@ export class KeysRepo {
     await this.ctx.db.updateTable('api_keys').set({ revoked_at: at }).where('id', '=', id).where('revoked_at', 'is', null).execute();
   }
 
+  /** Of the given mailbox keys, those that still work: not revoked, and their mailbox active. */
+  async liveMailboxKeys(ids: readonly string[]): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    const rows = await this.ctx.db
+      .selectFrom('api_keys')
+      .innerJoin('mailboxes', 'mailboxes.id', 'api_keys.mailbox_id')
+      .select('api_keys.id')
+      .where('api_keys.id', 'in', ids)
+      .where('api_keys.revoked_at', 'is', null)
+      .where('mailboxes.status', '=', 'active')
+      .execute();
+    return new Set(rows.map((r) => r.id));
+  }
+
   async revokeAllForMailbox(mailboxId: string, at: string): Promise<void> {
     await this.ctx.db.updateTable('api_keys').set({ revoked_at: at }).where('mailbox_id', '=', mailboxId).where('revoked_at', 'is', null).execute();
   }
