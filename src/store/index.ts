@@ -13,7 +13,7 @@ import { migrationProvider } from './migrations/index.ts';
 import type { BlobStore } from './blobs/blob-store.ts';
 import { FsBlobStore } from './blobs/fs-blobs.ts';
 import { PgBlobStore } from './blobs/pg-blobs.ts';
-import type { RepoContext } from './repos/common.ts';
+import { takeWriteOrderLock, type RepoContext } from './repos/common.ts';
 import { ChangesRepo } from './repos/changes.ts';
 import { KeysRepo, TeamsRepo } from './repos/teams.ts';
 import { DomainsRepo } from './repos/domains.ts';
@@ -249,7 +249,14 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     blobs,
     transaction: async (fn) => {
       const hooks: (() => void)[] = [];
-      const result = await db.transaction().execute((trx) => fn(reposFor({ db: trx, clock, dialect, inTransaction: true, afterCommit: (f) => hooks.push(f) })));
+      const result = await db.transaction().execute(async (trx) => {
+        const ctx: RepoContext = { db: trx, clock, dialect, inTransaction: true, afterCommit: (f) => hooks.push(f) };
+        // On PostgreSQL the write-order lock is the transaction's first statement, before any row
+        // lock: taken later (at the first log append) it could deadlock against a transaction that
+        // locked a row first and then waits for it.
+        await takeWriteOrderLock(ctx);
+        return fn(reposFor(ctx));
+      });
       for (const h of hooks) {
         try {
           h();

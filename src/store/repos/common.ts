@@ -18,10 +18,11 @@ export interface RepoContext {
 }
 
 /**
- * On PostgreSQL, serialises the tail of every transaction that appends to the change log or the
- * event log: taken before the first append, held until commit. So ids commit in id order and a
- * reader that saw id N has seen every id below N: state tokens are consistent prefixes of the log,
- * and a tail of the event log by id never skips a row that commits late. SQLite has one writer.
+ * On PostgreSQL, serialises the transactions that write: store.transaction() takes this lock as its
+ * first statement and holds it until commit. So change-log and event-log ids commit in id order
+ * (a reader that saw id N has seen every id below N: state tokens are consistent prefixes of the
+ * log, and a tail of the event log by id never skips a row that commits late), and since it comes
+ * before any row lock, two transactions can never wait for each other. SQLite has one writer.
  */
 export async function takeWriteOrderLock(ctx: RepoContext): Promise<void> {
   if (ctx.dialect !== 'postgres' || ctx.orderLockHeld || !ctx.inTransaction) return;
