@@ -1,9 +1,12 @@
 // Shared bench helpers: percentiles, a fixed-concurrency load loop, starting a Mailmux server
 // process and reading its RSS. Benches measure; tests assert.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
+import { LoopbackDns } from '../test/helpers/dns-server.ts';
 
 export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
@@ -72,9 +75,52 @@ export async function startServer(env: Record<string, string>): Promise<ServerPr
     banner: out,
     stop: () =>
       new Promise((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
         child.once('exit', () => resolve());
         child.kill('SIGTERM');
       }),
+  };
+}
+
+export interface BenchServer {
+  server: ServerProcess;
+  /** The inbound SMTP port the banner printed. */
+  smtpPort: number;
+  dataDir: string;
+  /** The PostgreSQL URL (with its bench schema), or undefined on SQLite. */
+  databaseUrl: string | undefined;
+  /** Stops the server (if still running), the DNS server, and drops the data folder and database. */
+  close(): Promise<void>;
+}
+
+/**
+ * The usual bench set-up: a loopback DNS server (answering the lookups a local resolver would), a
+ * fresh data folder and database for `backend`, and `mailmux serve` on them with the default
+ * domain bench.mailmux.test, plus `env`.
+ */
+export async function startBenchServer(backend: string, env: Record<string, string> = {}): Promise<BenchServer> {
+  const dns = new LoopbackDns();
+  const dnsAddr = await dns.start();
+  const dataDir = mkdtempSync(join(tmpdir(), 'mailmux-bench-'));
+  const db = await benchDatabase(backend);
+  const server = await startServer({
+    MAILMUX_DATA_DIR: dataDir,
+    MAILMUX_DEFAULT_DOMAIN: 'bench.mailmux.test',
+    MAILMUX_DNS_SERVERS: dnsAddr,
+    ...(db.databaseUrl ? { MAILMUX_DATABASE_URL: db.databaseUrl } : {}),
+    ...env,
+  });
+  return {
+    server,
+    smtpPort: Number(/smtp (\d+)/.exec(server.banner)?.[1]),
+    dataDir,
+    databaseUrl: db.databaseUrl,
+    async close() {
+      await server.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+      await dns.stop();
+      await db.drop();
+    },
   };
 }
 

@@ -2,10 +2,7 @@
 // connections with wrk (apt-get install wrk): requests/s and p99 of both, and their ratio.
 // Usage: node bench/management-overhead.ts [--backend sqlite|postgres] [--seconds 10]
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { arg, benchDatabase, startServer } from './lib.ts';
+import { arg, createBenchMailbox, startBenchServer } from './lib.ts';
 
 const seconds = arg('seconds', '10');
 const backend = arg('backend', 'sqlite');
@@ -28,24 +25,10 @@ function wrk(url: string, headers: string[]): WrkResult {
 }
 
 async function main(): Promise<void> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'mailmux-bench-'));
-  const db = await benchDatabase(backend);
-  const databaseUrl = db.databaseUrl;
-  const server = await startServer({
-    MAILMUX_DATA_DIR: dataDir,
-    MAILMUX_HTTP_PORT: '0',
-    MAILMUX_SMTP_PORT: '0',
-    MAILMUX_RATE_LIMIT_MANAGEMENT: '0',
-    MAILMUX_DEFAULT_DOMAIN: 'bench.mailmux.test',
-    ...(databaseUrl ? { MAILMUX_DATABASE_URL: databaseUrl } : {}),
-  });
+  const rig = await startBenchServer(backend, { MAILMUX_RATE_LIMIT_MANAGEMENT: '0' });
+  const { server } = rig;
   const auth = `Authorization: Bearer ${server.rootKey}`;
-  const created = await fetch(`${server.httpUrl}/api/v1/mailboxes`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${server.rootKey}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ email: 'bench@bench.mailmux.test', display_name: 'Bench' }),
-  });
-  const id = ((await created.json()) as { data: { mailbox: { id: string } } }).data.mailbox.id;
+  const { id } = await createBenchMailbox(server, 'bench@bench.mailmux.test');
   const path = `/api/v1/mailboxes/${id}`;
   const body = await (await fetch(`${server.httpUrl}${path}`, { headers: { authorization: `Bearer ${server.rootKey}` } })).text();
 
@@ -57,15 +40,13 @@ async function main(): Promise<void> {
   const mm = wrk(`${server.httpUrl}${path}`, [auth]);
   const ref = wrk(`${bareUrl}${path}`, []);
   bare.kill('SIGTERM');
-  await server.stop();
-  rmSync(dataDir, { recursive: true, force: true });
+  await rig.close();
 
   console.log(`GET /mailboxes/{id}, wrk -t2 -c50 -d${seconds}s, backend ${backend}, ${new Date().toISOString()}`);
   console.log('| server | requests/s | p50 | p99 | non-2xx |\n| --- | --- | --- | --- | --- |');
   console.log(`| Mailmux | ${mm.rps} | ${mm.p50} | ${mm.p99} | ${mm.non2xx} |`);
   console.log(`| bare Fastify | ${ref.rps} | ${ref.p50} | ${ref.p99} | ${ref.non2xx} |`);
   console.log(`ratio Mailmux / bare Fastify: ${(mm.rps / ref.rps).toFixed(2)} (goal >= 0.6)`);
-  await db.drop();
 }
 
 main().catch((err: unknown) => {

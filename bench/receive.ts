@@ -2,11 +2,7 @@
 // mailboxes; messages/s from the first connect to the last 250 (each 250 means stored durably).
 // Usage: node bench/receive.ts [--backend sqlite|postgres] [--messages 10000] [--senders 20]
 // A loopback DNS server answers the SPF/DKIM/DMARC lookups (NXDOMAIN) as a local resolver would.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { LoopbackDns } from '../test/helpers/dns-server.ts';
-import { arg, benchDatabase, createBenchMailbox, benchMessage as message, rssMiB, SmtpClient, startServer } from './lib.ts';
+import { arg, createBenchMailbox, benchMessage as message, rssMiB, SmtpClient, startBenchServer } from './lib.ts';
 
 const backend = arg('backend', 'sqlite');
 const total = Number(arg('messages', '10000'));
@@ -16,21 +12,8 @@ const MAILBOXES = 100;
 const MESSAGES_PER_CONNECTION = 100;
 
 async function main(): Promise<void> {
-  const dns = new LoopbackDns();
-  const dnsAddr = await dns.start();
-  const dataDir = mkdtempSync(join(tmpdir(), 'mailmux-bench-'));
-  const db = await benchDatabase(backend);
-  const databaseUrl = db.databaseUrl;
-  const server = await startServer({
-    MAILMUX_DATA_DIR: dataDir,
-    MAILMUX_HTTP_PORT: '0',
-    MAILMUX_SMTP_PORT: '0',
-    MAILMUX_DEFAULT_DOMAIN: 'bench.mailmux.test',
-    MAILMUX_DNS_SERVERS: dnsAddr,
-    MAILMUX_RATE_LIMIT_MANAGEMENT: '0',
-    ...(databaseUrl ? { MAILMUX_DATABASE_URL: databaseUrl } : {}),
-  });
-  const smtpPort = Number(/smtp (\d+)/.exec(server.banner)?.[1]);
+  const rig = await startBenchServer(backend, { MAILMUX_RATE_LIMIT_MANAGEMENT: '0' });
+  const { server, smtpPort, dataDir, databaseUrl } = rig;
   const addresses: string[] = [];
   for (let m = 0; m < MAILBOXES; m++) addresses.push((await createBenchMailbox(server, `agent${m}@bench.mailmux.test`)).email);
   const payloads = Array.from({ length: total }, (_, i) => message(i, addresses[i % MAILBOXES]!));
@@ -80,9 +63,7 @@ async function main(): Promise<void> {
 
   console.log(`backend ${backend}: ${total} messages of ${Math.round(size / 1024)} KB, ${senders} concurrent senders, ${MAILBOXES} mailboxes`);
   console.log(`first connect to last 250: ${seconds.toFixed(2)} s = ${Math.round(total / seconds)} msg/s; stored ${stored}/${total}; server RSS ${rss} MiB`);
-  rmSync(dataDir, { recursive: true, force: true });
-  await dns.stop();
-  await db.drop();
+  await rig.close();
 }
 
 main().catch((err: unknown) => {

@@ -3,11 +3,7 @@
 // Sent copy, the submission and the queue rows are committed). The undo window is set to an hour so
 // the delivery worker stays idle and the figure is the API path alone.
 // Usage: node bench/send-latency.ts [--backend sqlite|postgres] [--requests 2000] [--clients 20]
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { LoopbackDns } from '../test/helpers/dns-server.ts';
-import { arg, benchDatabase, createBenchMailbox, load, rssMiB, startServer, summary } from './lib.ts';
+import { arg, createBenchMailbox, load, rssMiB, startBenchServer, summary } from './lib.ts';
 
 const backend = arg('backend', 'sqlite');
 const total = Number(arg('requests', '2000'));
@@ -15,18 +11,8 @@ const clients = Number(arg('clients', '20'));
 const WARMUP = 100;
 
 async function main(): Promise<void> {
-  const dns = new LoopbackDns();
-  const dnsAddr = await dns.start();
-  const dataDir = mkdtempSync(join(tmpdir(), 'mailmux-bench-'));
-  const db = await benchDatabase(backend);
-  const server = await startServer({
-    MAILMUX_DATA_DIR: dataDir,
-    MAILMUX_DEFAULT_DOMAIN: 'bench.mailmux.test',
-    MAILMUX_DNS_SERVERS: dnsAddr,
-    MAILMUX_RATE_LIMIT_MAILBOX: '0',
-    MAILMUX_SEND_UNDO_SECONDS: '3600',
-    ...(db.databaseUrl ? { MAILMUX_DATABASE_URL: db.databaseUrl } : {}),
-  });
+  const rig = await startBenchServer(backend, { MAILMUX_RATE_LIMIT_MAILBOX: '0', MAILMUX_SEND_UNDO_SECONDS: '3600' });
+  const { server } = rig;
   try {
     const { key } = await createBenchMailbox(server, 'sender@bench.mailmux.test');
     const text = 'The quick brown fox jumps over the lazy dog. '.repeat(45);
@@ -47,10 +33,7 @@ async function main(): Promise<void> {
     console.log(`backend ${backend}: ${total} sends (after ${WARMUP} warm-up), ${clients} concurrent clients, ~2 KB text, 2 recipients`);
     console.log(`p50 ${s.p50} ms, p95 ${s.p95} ms, p99 ${s.p99} ms, max ${s.max} ms; ${Math.round(total / seconds)} sends/s; server RSS ${rssMiB(server.child.pid!)} MiB`);
   } finally {
-    await server.stop();
-    rmSync(dataDir, { recursive: true, force: true });
-    await dns.stop();
-    await db.drop();
+    await rig.close();
   }
 }
 

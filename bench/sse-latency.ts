@@ -6,11 +6,7 @@
 // 250s, so latency then includes the ingest queue at saturation). Also reported: 250 -> event, the
 // part that is event propagation (commit, tail, fan-out, socket).
 import { request } from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { LoopbackDns } from '../test/helpers/dns-server.ts';
-import { arg, benchDatabase, createBenchMailbox, benchMessage, rssMiB, SmtpClient, startServer, summary } from './lib.ts';
+import { arg, createBenchMailbox, benchMessage, rssMiB, SmtpClient, startBenchServer, summary } from './lib.ts';
 
 const backend = arg('backend', 'sqlite');
 const total = Number(arg('messages', '2000'));
@@ -44,19 +40,8 @@ function stream(url: string, key: string, onEvent: (data: string) => void): Prom
 }
 
 async function main(): Promise<void> {
-  const dns = new LoopbackDns();
-  const dnsAddr = await dns.start();
-  const dataDir = mkdtempSync(join(tmpdir(), 'mailmux-bench-'));
-  const db = await benchDatabase(backend);
-  const server = await startServer({
-    MAILMUX_DATA_DIR: dataDir,
-    MAILMUX_DEFAULT_DOMAIN: 'bench.mailmux.test',
-    MAILMUX_DNS_SERVERS: dnsAddr,
-    MAILMUX_RATE_LIMIT_MANAGEMENT: '0',
-    MAILMUX_RATE_LIMIT_MAILBOX: '0',
-    ...(db.databaseUrl ? { MAILMUX_DATABASE_URL: db.databaseUrl } : {}),
-  });
-  const smtpPort = Number(/smtp (\d+)/.exec(server.banner)?.[1]);
+  const rig = await startBenchServer(backend, { MAILMUX_RATE_LIMIT_MANAGEMENT: '0', MAILMUX_RATE_LIMIT_MAILBOX: '0' });
+  const { server, smtpPort } = rig;
   const boxes: { email: string; key: string }[] = [];
   for (let m = 0; m < MAILBOXES; m++) boxes.push(await createBenchMailbox(server, `agent${m}@bench.mailmux.test`));
   const eventsUrl = `${server.httpUrl}/api/v1/mailbox/events`;
@@ -126,10 +111,7 @@ async function main(): Promise<void> {
   console.log(`end-of-DATA -> SSE event ms: p50 ${s.p50} p95 ${s.p95} p99 ${s.p99} max ${s.max}`);
   console.log(`250 reply -> SSE event ms (propagation): p50 ${p.p50} p95 ${p.p95} p99 ${p.p99} max ${p.max}`);
   console.log(`RSS: ${before} MiB before, ${withIdle} MiB with ${idle} idle streams (+${withIdle - before} MiB, ${Math.round(((withIdle - before) * 1024) / idle)} KiB/stream)`);
-  await server.stop();
-  rmSync(dataDir, { recursive: true, force: true });
-  await dns.stop();
-  await db.drop();
+  await rig.close();
 }
 
 main().catch((err: unknown) => {
