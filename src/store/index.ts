@@ -254,7 +254,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
         // On PostgreSQL the write-order lock is the transaction's first statement, before any row
         // lock: taken later (at the first log append) it could deadlock against a transaction that
         // locked a row first and then waits for it.
-        await takeWriteOrderLock(ctx);
+        await takeWriteOrderLock(trx, dialect);
         return fn(reposFor(ctx));
       });
       for (const h of hooks) {

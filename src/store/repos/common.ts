@@ -13,8 +13,6 @@ export interface RepoContext {
   /** True inside store.transaction(). */
   inTransaction?: boolean;
   afterCommit?: (fn: () => void) => void;
-  /** Per-transaction memo: the write-order lock is already held. */
-  orderLockHeld?: boolean;
 }
 
 /**
@@ -24,26 +22,20 @@ export interface RepoContext {
  * log, and a tail of the event log by id never skips a row that commits late), and since it comes
  * before any row lock, two transactions can never wait for each other. SQLite has one writer.
  */
-export async function takeWriteOrderLock(ctx: RepoContext): Promise<void> {
-  if (ctx.dialect !== 'postgres' || ctx.orderLockHeld || !ctx.inTransaction) return;
-  await sql`select pg_advisory_xact_lock(${WRITE_ORDER_LOCK_KEY})`.execute(ctx.db);
-  ctx.orderLockHeld = true;
+export async function takeWriteOrderLock(db: Kysely<Database>, dialect: Dialect): Promise<void> {
+  if (dialect === 'postgres') await sql`select pg_advisory_xact_lock(${WRITE_ORDER_LOCK_KEY})`.execute(db);
 }
 
 /**
- * Runs an append under the write-order lock. Inside a transaction the lock is taken once and held
- * to commit. Outside one (the data write before it has already committed on its own), the append
- * gets a small transaction of its own that takes the lock first, so its id cannot commit ahead of
- * a smaller id another transaction holds.
+ * Runs an append under the write-order lock. A transaction already holds it (store.transaction
+ * takes it first). Outside one (the data write before it has already committed on its own), the
+ * append gets a small transaction of its own that takes the lock first, so its id cannot commit
+ * ahead of a smaller id another transaction holds.
  */
 export async function inWriteOrder<T>(ctx: RepoContext, fn: (db: Kysely<Database>) => Promise<T>): Promise<T> {
-  if (ctx.dialect !== 'postgres') return fn(ctx.db);
-  if (ctx.inTransaction) {
-    await takeWriteOrderLock(ctx);
-    return fn(ctx.db);
-  }
+  if (ctx.dialect !== 'postgres' || ctx.inTransaction) return fn(ctx.db);
   return ctx.db.transaction().execute(async (trx) => {
-    await sql`select pg_advisory_xact_lock(${WRITE_ORDER_LOCK_KEY})`.execute(trx);
+    await takeWriteOrderLock(trx, ctx.dialect);
     return fn(trx);
   });
 }
