@@ -3,7 +3,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect, sql, type DatabaseIntrospector, type SchemaMetadata, type TableMetadata } from 'kysely';
 import { Migrator } from 'kysely/migration';
 import pg from 'pg';
 import { systemClock, type Clock } from '../core/clock.ts';
@@ -199,6 +199,38 @@ function withStatementCache(file: SqliteDatabase.Database): { close(): void; pre
 // int8 (bigint, bigserial, count(*)) as a JS number: every value we store fits in 2^53.
 pg.types.setTypeParser(20, (v: string) => Number(v));
 
+// Kysely's PostgreSQL introspector reads the columns of every table in every schema of the
+// database, and resolves each table by name as it goes: a schema dropped by someone else while it
+// runs makes it fail ("relation … does not exist"), and it is slow in a database shared by many
+// schemas. The Migrator only asks whether its own two tables exist, so ours looks at the current
+// schema alone.
+class CurrentSchemaIntrospector implements DatabaseIntrospector {
+  readonly #db: Kysely<any>;
+  constructor(db: Kysely<any>) {
+    this.#db = db;
+  }
+  async getSchemas(): Promise<SchemaMetadata[]> {
+    const { rows } = await sql<{ name: string }>`select current_schema() as name`.execute(this.#db);
+    return rows.filter((r) => r.name).map((r) => ({ name: r.name }));
+  }
+  async getTables(): Promise<TableMetadata[]> {
+    const { rows } = await sql<{ name: string; schema: string; kind: string }>`
+      select c.relname as name, ns.nspname as schema, c.relkind as kind
+        from pg_catalog.pg_class c join pg_catalog.pg_namespace ns on ns.oid = c.relnamespace
+       where ns.nspname = current_schema() and c.relkind in ('r', 'v', 'p', 'f')`.execute(this.#db);
+    return rows.map((r) => ({ name: r.name, schema: r.schema, isView: r.kind === 'v', isForeign: r.kind === 'f', columns: [] }));
+  }
+  async getMetadata(): Promise<{ tables: TableMetadata[] }> {
+    return { tables: await this.getTables() };
+  }
+}
+
+class CurrentSchemaPostgresDialect extends PostgresDialect {
+  override createIntrospector(db: Kysely<any>): DatabaseIntrospector {
+    return new CurrentSchemaIntrospector(db);
+  }
+}
+
 export async function openStore(options: StoreOptions): Promise<Store> {
   const clock = options.clock ?? systemClock;
   let db: Kysely<Database>;
@@ -211,7 +243,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
       max: 10,
       ...(options.pgSchema ? { options: `-c search_path=${options.pgSchema}` } : {}),
     });
-    db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    db = new Kysely<Database>({ dialect: new CurrentSchemaPostgresDialect({ pool }) });
     blobs = new PgBlobStore(db);
   } else {
     dialect = 'sqlite';

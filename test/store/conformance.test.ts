@@ -176,6 +176,39 @@ describeEachBackend('store conformance', (backend) => {
         }
       });
 
+      test('a first open succeeds while other schemas of the database are created and dropped', async () => {
+        // Other tenants of a shared database (or parallel test suites) come and go: start-up must
+        // look only at its own schema, never resolve someone else's tables by name.
+        const { default: pg } = await import('pg');
+        const churn = new pg.Client({ connectionString: process.env.MAILMUX_TEST_DATABASE_URL });
+        await churn.connect();
+        let stop = false;
+        const churning = (async () => {
+          for (let i = 0; !stop; i++) {
+            const name = `churn_${process.pid}_${i}`;
+            const tables = Array.from({ length: 150 }, (_, t) => `create table ${name}.t${t} (id serial primary key, a text, b text, c text);`).join('');
+            await churn.query(`create schema ${name}; ${tables}`);
+            await churn.query(`drop schema ${name} cascade`);
+          }
+        })();
+        try {
+          for (let i = 0; i < 6; i++) {
+            const fresh = await backend.provision();
+            try {
+              const s = await open(fresh);
+              assert.equal(await s.teams.count(), 0);
+              await s.close();
+            } finally {
+              await fresh.drop();
+            }
+          }
+        } finally {
+          stop = true;
+          await churning;
+          await churn.end();
+        }
+      });
+
       test('two first opens of one empty database at once both succeed', async () => {
         const fresh = await backend.provision();
         try {
