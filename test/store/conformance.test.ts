@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import pg from 'pg';
@@ -224,7 +224,7 @@ describeEachBackend('store conformance', (backend) => {
   });
 
   if (backend.name === 'sqlite') {
-    test('sqlite: WAL journal and synchronous FULL on the store connection', async () => {
+    test('sqlite: WAL journal, synchronous NORMAL with the driver flushing the WAL, checkpoints off the connection', async () => {
       const fresh = await backend.provision();
       // Capture the connection the store opens (only to read its settings back).
       const seen = new Set<SqliteDatabase.Database>();
@@ -243,7 +243,9 @@ describeEachBackend('store conformance', (backend) => {
         assert.equal(seen.size, 1);
         const [conn] = [...seen];
         assert.equal(conn!.pragma('journal_mode', { simple: true }), 'wal');
-        assert.equal(conn!.pragma('synchronous', { simple: true }), 2, 'synchronous must be FULL (2)');
+        // NORMAL (1): commits write the WAL, and the driver fdatasyncs it before a commit resolves.
+        assert.equal(conn!.pragma('synchronous', { simple: true }), 1);
+        assert.equal(conn!.pragma('wal_autocheckpoint', { simple: true }), 0);
         assert.equal(conn!.pragma('foreign_keys', { simple: true }), 1);
         assert.ok(Number(conn!.pragma('busy_timeout', { simple: true })) > 0);
         // WAL is a property of the file: any other connection sees it too.
@@ -335,13 +337,67 @@ describeEachBackend('store conformance', (backend) => {
       assert.ok(back.equals(data));
     });
 
+    test('staged blobs: kept when the transaction that refers to them commits, gone when it rolls back', async () => {
+      const small = randomBytes(2000);
+      const large = randomBytes(300 * 1024);
+      const staged = [await store.blobs.stage(small), await store.blobs.stage(large)];
+      await store.blobs.sync(staged);
+      await store.transaction(async (tx) => tx.blobRows.insert(staged));
+      await store.blobs.release(staged);
+      assert.deepEqual(await store.blobs.get(sha256(small)), small);
+      assert.ok((await store.blobs.get(sha256(large)))?.equals(large));
+
+      const lost = randomBytes(1500);
+      const again = [await store.blobs.stage(lost)];
+      await store.blobs.sync(again);
+      await assert.rejects(
+        store.transaction(async (tx) => {
+          await tx.blobRows.insert(again);
+          throw new Error('rolled back');
+        }),
+        /rolled back/,
+      );
+      await store.blobs.release(again);
+      assert.equal(await store.blobs.has(sha256(lost)), false);
+    });
+
+    test('a blob staged by a delivery in flight is not deleted under it', async () => {
+      const data = randomBytes(800);
+      await store.blobs.put(data);
+      const staged = [await store.blobs.stage(data)];
+      await store.blobs.delete(sha256(data)); // e.g. the last message using these bytes was deleted meanwhile
+      await store.transaction(async (tx) => tx.blobRows.insert(staged));
+      await store.blobs.release(staged);
+      assert.deepEqual(await store.blobs.get(sha256(data)), data);
+      await store.blobs.delete(sha256(data));
+      assert.equal(await store.blobs.has(sha256(data)), false);
+    });
+
     if (backend.name === 'sqlite') {
-      test('sqlite: blobs are files named by their digest, with no temp file left behind', async () => {
-        const ref = await store.blobs.put(randomBytes(64));
-        const dir = join(db.dataDir, 'blobs', ref.sha256.slice(0, 2), ref.sha256.slice(2, 4));
+      test('sqlite: small blobs live in the database, large ones are files named by their digest with no temp file left behind', async () => {
+        const small = await store.blobs.put(randomBytes(64));
+        assert.equal((await look(db, `select size from blobs where sha256 = '${small.sha256}'`)).length, 1);
+        const smallDir = join(db.dataDir, 'blobs', small.sha256.slice(0, 2), small.sha256.slice(2, 4));
+        assert.equal(existsSync(join(smallDir, small.sha256)), false);
+
+        const large = await store.blobs.put(randomBytes(200 * 1024));
+        assert.equal((await look(db, `select size from blobs where sha256 = '${large.sha256}'`)).length, 0);
+        const dir = join(db.dataDir, 'blobs', large.sha256.slice(0, 2), large.sha256.slice(2, 4));
         const files = readdirSync(dir);
-        assert.ok(files.includes(ref.sha256), files.join(','));
+        assert.ok(files.includes(large.sha256), files.join(','));
         assert.deepEqual(files.filter((f) => f.startsWith('.tmp-')), []);
+      });
+
+      test('sqlite: a small blob stored as a file (a data folder from before the table) is still read and deleted', async () => {
+        const data = randomBytes(500);
+        const digest = sha256(data);
+        const dir = join(db.dataDir, 'blobs', digest.slice(0, 2), digest.slice(2, 4));
+        mkdirSync(dir, { recursive: true });
+        writeFileSync(join(dir, digest), data);
+        assert.equal(await store.blobs.has(digest), true);
+        assert.deepEqual(await store.blobs.get(digest), data);
+        await store.blobs.delete(digest);
+        assert.equal(existsSync(join(dir, digest)), false);
       });
     }
   });

@@ -1,5 +1,6 @@
 // The one write path for mail (SMTP inbound, local delivery, API send-to-Sent, IMAP APPEND later):
-// parse once, store the raw blob durably, then in one transaction per batch write the index row,
+// parse once, stage the raw blob, then in one transaction per batch write the blob (when the
+// database keeps it; a blob file is fsync'd before), the index row,
 // folder membership with IMAP UIDs, keywords, full-text entry, thread link, quota and change log.
 // Concurrent deliveries are grouped into one transaction (one fsync on SQLite); no caller is told
 // "stored" before its batch has committed.
@@ -193,7 +194,8 @@ export class IngestService {
         let results: IngestResult[] | null = null;
         const blobs = batch.map((j) => j.blob);
         try {
-          // Every blob of the batch reaches the disk, together, before the rows that name them commit.
+          // Every blob file of the batch reaches the disk, together, before the rows that name them
+          // commit; blobs the database keeps are written by the transaction itself.
           await this.ctx.store.blobs.sync(blobs);
         } catch (err) {
           await this.ctx.store.blobs.release(blobs);
@@ -206,6 +208,7 @@ export class IngestService {
             const out: IngestResult[] = [];
             for (const job of batch) out.push(await this.write(tx, job, touched));
             await touched.record(tx);
+            await tx.blobRows.insert(batch.filter((_, i) => out[i]!.delivered.length > 0).map((j) => j.blob));
             return out;
           });
         } catch (err) {
@@ -222,6 +225,7 @@ export class IngestService {
                   const touched = new Touched();
                   const r = await this.write(tx, job, touched);
                   await touched.record(tx);
+                  if (r.delivered.length > 0) await tx.blobRows.insert([job.blob]);
                   return r;
                 }),
               );

@@ -1,18 +1,14 @@
 // Blobs in a PostgreSQL table, so several stateless processes share them. Durable on commit.
+// A staged blob is written by the transaction that refers to it (tx.blobRows.insert): the bytes
+// and the message rows commit together.
 import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Database } from '../schema.ts';
-import { assertDigest, type BlobRef, type BlobStore, type StagedBlob } from './blob-store.ts';
-
-interface PgStaged extends StagedBlob {
-  data: Uint8Array;
-}
-
-/** Blobs per INSERT statement when a batch is synced (bounds one statement's size). */
-const PG_BLOB_INSERT_CHUNK = 32;
+import { assertDigest, PendingBlobs, type BlobRef, type BlobStore, type StagedBlob } from './blob-store.ts';
 
 export class PgBlobStore implements BlobStore {
   private readonly db: Kysely<Database>;
+  private readonly pending = new PendingBlobs();
   constructor(db: Kysely<Database>) {
     this.db = db;
   }
@@ -27,28 +23,18 @@ export class PgBlobStore implements BlobStore {
     return { sha256, size: data.byteLength };
   }
 
-  /** Staging only hashes; sync() inserts a whole batch in one statement (one commit, one flush). */
+  /** Staging only hashes: the referring transaction inserts the bytes. */
   async stage(data: Uint8Array): Promise<StagedBlob> {
     const sha256 = createHash('sha256').update(data).digest('hex');
-    const staged: PgStaged = { sha256, size: data.byteLength, staged: true, data };
-    return staged;
+    this.pending.add(sha256);
+    return { sha256, size: data.byteLength, staged: true, inline: Buffer.from(data.buffer, data.byteOffset, data.byteLength) };
   }
 
-  async sync(blobs: StagedBlob[]): Promise<void> {
-    const unique = new Map<string, PgStaged>();
-    for (const b of blobs as PgStaged[]) unique.set(b.sha256, b);
-    const rows = [...unique.values()];
-    for (let i = 0; i < rows.length; i += PG_BLOB_INSERT_CHUNK) {
-      const chunk = rows.slice(i, i + PG_BLOB_INSERT_CHUNK);
-      await this.db
-        .insertInto('blobs')
-        .values(chunk.map((b) => ({ sha256: b.sha256, size: b.size, data: Buffer.from(b.data.buffer, b.data.byteOffset, b.data.byteLength) })))
-        .onConflict((oc) => oc.column('sha256').doNothing())
-        .execute();
-    }
-  }
+  async sync(): Promise<void> {}
 
-  async release(): Promise<void> {}
+  async release(blobs: StagedBlob[]): Promise<void> {
+    for (const b of blobs) this.pending.remove(b.sha256);
+  }
 
   async get(sha256: string): Promise<Buffer | null> {
     assertDigest(sha256);
@@ -64,6 +50,7 @@ export class PgBlobStore implements BlobStore {
 
   async delete(sha256: string): Promise<void> {
     assertDigest(sha256);
+    if (this.pending.has(sha256)) return; // a delivery of the same bytes in this process is about to commit
     await this.db.deleteFrom('blobs').where('sha256', '=', sha256).execute();
   }
 }

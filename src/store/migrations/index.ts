@@ -10,6 +10,7 @@ import { migration004 } from './004-sync.ts';
 import { migration005 } from './005-webhooks.ts';
 import { migration006 } from './006-send.ts';
 import { migration007 } from './007-uploads.ts';
+import { migration008 } from './008-inline-blobs.ts';
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {
   const all: Record<string, (db: Kysely<any>, dialect: Dialect) => Promise<void>> = {
@@ -20,6 +21,7 @@ export function migrationProvider(dialect: Dialect): MigrationProvider {
     '005-webhooks': migration005,
     '006-send': migration006,
     '007-uploads': migration007,
+    '008-inline-blobs': migration008,
   };
   return {
     async getMigrations(): Promise<Record<string, Migration>> {

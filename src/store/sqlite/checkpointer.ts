@@ -1,0 +1,87 @@
+// WAL checkpoints off the event loop. SQLite's automatic checkpoint runs inside the COMMIT that
+// crosses the threshold: it copies the WAL into the database file and fsyncs both, blocking the
+// event loop for tens of milliseconds under load. The store's connection turns it off
+// (wal_autocheckpoint = 0) and asks this worker thread, which has its own connection, to run
+// PASSIVE checkpoints instead: they never block writers or readers.
+//
+// A writer starts the WAL over only when, at the start of its transaction, every frame has been
+// copied; with commits going on, the worker's checkpoint is always a few frames behind. So once the
+// worker has copied a large WAL, the connection runs one more PASSIVE checkpoint right after its
+// next commit (as SQLite's own would, but with only those few frames left to copy), and the next
+// write starts the WAL over. The worker starts at the first request, so a store that never writes
+// much never starts it.
+import { Worker } from 'node:worker_threads';
+
+/** Commits between two checkpoint requests. */
+const COMMITS_PER_CHECKPOINT = 64;
+/** WAL frames (pages) from which the connection finishes the worker's checkpoint (SQLite's default threshold). */
+const RESTART_FRAMES = 1000;
+
+export class Checkpointer {
+  private readonly databasePath: string;
+  private worker: Worker | null = null;
+  private failed = false;
+  private commits = 0;
+  private closed = false;
+  private inFlight = false;
+  private finishDue = false;
+
+  private readonly onFailure: () => void;
+
+  /** onFailure: the worker could not run; the caller turns SQLite's own checkpoints back on. */
+  constructor(databasePath: string, onFailure: () => void) {
+    this.databasePath = databasePath;
+    this.onFailure = onFailure;
+  }
+
+  private fail(): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.worker = null;
+    this.onFailure();
+  }
+
+  /** Called after each commit; every so often asks the worker for a checkpoint. */
+  committed(): void {
+    if (this.closed || this.failed || this.inFlight || ++this.commits < COMMITS_PER_CHECKPOINT) return;
+    this.commits = 0;
+    try {
+      this.worker ??= this.start();
+      this.inFlight = true;
+      this.worker.postMessage('checkpoint');
+    } catch {
+      this.fail();
+    }
+  }
+
+  private start(): Worker {
+    const worker = new Worker(new URL('./checkpoint-worker.ts', import.meta.url), { workerData: { path: this.databasePath } });
+    worker.unref();
+    // Never take the process down for it: fall back to SQLite's checkpoints in the commit.
+    worker.on('error', () => this.fail());
+    worker.on('message', (r: { busy: number; log: number; checkpointed: number } | null) => {
+      this.inFlight = false;
+      if (r && r.busy === 0 && r.log >= RESTART_FRAMES && r.checkpointed === r.log) this.finishDue = true;
+    });
+    return worker;
+  }
+
+  /** True once after the worker copied a large WAL: the connection should checkpoint the rest now. */
+  takeFinishDue(): boolean {
+    const due = this.finishDue;
+    this.finishDue = false;
+    return due;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const w = this.worker;
+    this.worker = null;
+    if (!w) return;
+    await new Promise<void>((resolve) => {
+      w.ref(); // keep the process up until the worker has closed its connection
+      w.once('exit', () => resolve());
+      w.postMessage('close');
+    });
+  }
+}

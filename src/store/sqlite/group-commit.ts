@@ -1,0 +1,243 @@
+// SQLite with group commit. better-sqlite3 runs every statement on the calling thread, so with
+// `synchronous = FULL` each COMMIT blocks the event loop for a WAL fsync (6-12 ms on this kind of
+// disk under load): nothing else runs meanwhile, and the next batch of deliveries is only what
+// arrived during that stall.
+//
+// Here the connection runs with `synchronous = NORMAL` (in WAL mode a commit writes its frames to
+// the WAL without an fsync; the database stays consistent after a power loss, only the last commits
+// could be missing) and this driver restores FULL's promise itself: a commit - or a write statement
+// outside a transaction - resolves only after an fdatasync of the WAL file that started after it,
+// run on libuv's thread pool. Commits that land while an fsync is running share the next one. The
+// connection is handed to the next transaction as soon as COMMIT has run, so the next batch is
+// written while the previous one is being flushed. Checkpoints fsync the WAL before they copy it
+// (NORMAL keeps that), so a checkpointed commit is durable too.
+//
+// Visibility: another reader of this connection may see a commit a few milliseconds before it is
+// durable; nothing acknowledges it (SMTP 250, HTTP response, events - those run after the commit
+// resolves) before the flush.
+import { open } from 'node:fs/promises';
+import { Checkpointer } from './checkpointer.ts';
+import type SqliteDatabase from 'better-sqlite3';
+import {
+  CompiledQuery,
+  SqliteAdapter,
+  SqliteDialect,
+  type DatabaseConnection,
+  type Driver,
+  type QueryResult,
+  type TransactionSettings,
+} from 'kysely';
+
+/** Flushes the WAL file; calls made while a flush runs share the next one. */
+export class WalFlusher {
+  private readonly walPath: string;
+  private running: Promise<void> | null = null;
+  private queued: Promise<void> | null = null;
+
+  private readonly sync: () => Promise<void>;
+
+  /** sync: what makes the WAL durable (tests pass their own to watch the coalescing). */
+  constructor(databasePath: string, sync?: () => Promise<void>) {
+    this.walPath = `${databasePath}-wal`;
+    this.sync = sync ?? (() => this.fdatasync());
+  }
+
+  /** Resolves once everything written to the WAL before this call is on disk. */
+  flush(): Promise<void> {
+    // A flush that has not started yet covers this caller's writes.
+    if (this.queued) return this.queued;
+    if (!this.running) return this.start();
+    // The running flush may have started before our write: wait for it, then flush again.
+    this.queued = this.running
+      .catch(() => undefined)
+      .then(() => {
+        this.queued = null;
+        return this.start();
+      });
+    return this.queued;
+  }
+
+  private start(): Promise<void> {
+    const run = (this.running = this.sync().finally(() => {
+      if (this.running === run) this.running = null;
+    }));
+    return run;
+  }
+
+  private async fdatasync(): Promise<void> {
+    let handle;
+    try {
+      handle = await open(this.walPath, 'r');
+    } catch (err) {
+      // No WAL file: the last connection checkpointed it into the database (fsync'd) and removed it.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    try {
+      await handle.datasync();
+    } finally {
+      await handle.close();
+    }
+  }
+}
+
+/** FIFO lock: one transaction (or statement) at a time on the single connection. */
+class Lock {
+  private tail: Promise<void> = Promise.resolve();
+  acquire(): Promise<() => void> {
+    let release!: () => void;
+    const next = new Promise<void>((r) => (release = r));
+    const granted = this.tail.then(() => release);
+    this.tail = this.tail.then(() => next);
+    return granted;
+  }
+}
+
+/** better-sqlite3, or a wrapper in front of its prepare() (the statement cache). */
+type Db = { prepare(sql: string): SqliteDatabase.Statement; close(): void };
+
+function pragma(db: Db, setting: string): void {
+  const stmt = db.prepare(`pragma ${setting}`);
+  if (stmt.reader) stmt.all();
+  else stmt.run();
+}
+
+/** One use of the connection, from acquire to release; it may give the lock back early (after COMMIT). */
+class Lease implements DatabaseConnection {
+  inTransaction = false;
+  private unlock: (() => void) | null;
+  private readonly db: Db;
+  private readonly lock: Lock;
+  private readonly wal: WalFlusher;
+  private readonly checkpointer: Checkpointer;
+
+  constructor(db: Db, lock: Lock, wal: WalFlusher, checkpointer: Checkpointer, unlock: () => void) {
+    this.db = db;
+    this.lock = lock;
+    this.wal = wal;
+    this.checkpointer = checkpointer;
+    this.unlock = unlock;
+  }
+
+  /** After a commit: hand the connection on, count the commit for the checkpointer, wait for the flush. */
+  async committed(): Promise<void> {
+    // Still holding the connection, outside any transaction: the place SQLite's own checkpoint runs.
+    if (this.checkpointer.takeFinishDue()) pragma(this.db, 'wal_checkpoint(PASSIVE)');
+    this.release();
+    this.checkpointer.committed();
+    await this.wal.flush();
+  }
+
+  release(): void {
+    const u = this.unlock;
+    this.unlock = null;
+    u?.();
+  }
+
+  /** Runs a statement synchronously; reports whether it wrote. */
+  run(compiledQuery: CompiledQuery): { result: QueryResult<unknown>; wrote: boolean } {
+    const { sql, parameters } = compiledQuery;
+    const stmt = this.db.prepare(sql);
+    if (stmt.reader) return { result: { rows: stmt.all(parameters as unknown[]) }, wrote: !stmt.readonly };
+    const { changes, lastInsertRowid } = stmt.run(parameters as unknown[]);
+    return {
+      result: {
+        insertId: lastInsertRowid != null ? BigInt(lastInsertRowid) : undefined,
+        numAffectedRows: changes != null ? BigInt(changes) : undefined,
+        rows: [],
+      },
+      wrote: !stmt.readonly,
+    };
+  }
+
+  async executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
+    // Used again after it gave the lock back (a caller holding one connection for several statements).
+    if (!this.unlock) this.unlock = await this.lock.acquire();
+    const { result, wrote } = this.run(compiledQuery);
+    if (wrote && !this.inTransaction) {
+      // An autocommit write: hand the connection on, then wait for its flush.
+      await this.committed();
+    }
+    return result as QueryResult<R>;
+  }
+
+  async *streamQuery<R>(compiledQuery: CompiledQuery): AsyncIterableIterator<QueryResult<R>> {
+    yield await this.executeQuery<R>(compiledQuery);
+  }
+}
+
+class GroupCommitDriver implements Driver {
+  private readonly db: Db;
+  private readonly lock = new Lock();
+  private readonly wal: WalFlusher;
+  private readonly checkpointer: Checkpointer;
+
+  constructor(db: Db, databasePath: string) {
+    this.db = db;
+    this.wal = new WalFlusher(databasePath);
+    // The connection leaves checkpoints to the worker; if the worker cannot run, SQLite's own
+    // automatic checkpoint (its default threshold) comes back.
+    pragma(db, 'wal_autocheckpoint = 0');
+    this.checkpointer = new Checkpointer(databasePath, () => pragma(db, 'wal_autocheckpoint = 1000'));
+  }
+
+  async init(): Promise<void> {}
+
+  async acquireConnection(): Promise<DatabaseConnection> {
+    return new Lease(this.db, this.lock, this.wal, this.checkpointer, await this.lock.acquire());
+  }
+
+  async beginTransaction(connection: DatabaseConnection, _settings: TransactionSettings): Promise<void> {
+    const lease = connection as Lease;
+    lease.inTransaction = true;
+    lease.run(CompiledQuery.raw('begin'));
+  }
+
+  async commitTransaction(connection: DatabaseConnection): Promise<void> {
+    const lease = connection as Lease;
+    lease.run(CompiledQuery.raw('commit'));
+    lease.inTransaction = false;
+    // The next transaction may start writing while this one's frames are flushed.
+    await lease.committed();
+  }
+
+  async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    const lease = connection as Lease;
+    lease.inTransaction = false;
+    lease.run(CompiledQuery.raw('rollback'));
+  }
+
+  async releaseConnection(connection: DatabaseConnection): Promise<void> {
+    (connection as Lease).release();
+  }
+
+  async destroy(): Promise<void> {
+    // Whoever still waits for a flush holds its promise; closing does not cancel it.
+    await this.wal.flush().catch(() => undefined);
+    await this.checkpointer.close();
+    this.db.close();
+  }
+}
+
+/** Our driver serialises use of the one connection itself (and lets go of it at COMMIT). */
+class GroupCommitAdapter extends SqliteAdapter {
+  override get supportsMultipleConnections(): boolean {
+    return true;
+  }
+}
+
+export class GroupCommitSqliteDialect extends SqliteDialect {
+  private readonly db: Db;
+  private readonly databasePath: string;
+  constructor(db: Db, databasePath: string) {
+    super({ database: db as SqliteDatabase.Database });
+    this.db = db;
+    this.databasePath = databasePath;
+  }
+  override createDriver(): Driver {
+    return new GroupCommitDriver(this.db, this.databasePath);
+  }
+  override createAdapter(): SqliteAdapter {
+    return new GroupCommitAdapter();
+  }
+}

@@ -1,0 +1,134 @@
+// The SQLite group-commit driver: commits resolve only after a WAL flush that started after them,
+// concurrent commits share flushes, the one connection is never used by two transactions at once,
+// and the checkpoint worker keeps the WAL from growing without bound.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
+import { openStore } from '../../src/store/index.ts';
+import { WalFlusher } from '../../src/store/sqlite/group-commit.ts';
+import { iso } from '../../src/core/clock.ts';
+import { newId } from '../../src/core/ids.ts';
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+test('WAL flushes: a caller waits for a flush that started after its call; callers during a flush share the next one', async () => {
+  const runs: { done: () => void }[] = [];
+  const flusher = new WalFlusher('/nonexistent/db', () => {
+    const d = deferred();
+    runs.push({ done: d.resolve });
+    return d.promise;
+  });
+  const settled: string[] = [];
+  const a = flusher.flush().then(() => settled.push('a'));
+  assert.equal(runs.length, 1, 'the first call starts a flush');
+  const b = flusher.flush().then(() => settled.push('b'));
+  const c = flusher.flush().then(() => settled.push('c'));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(runs.length, 1, 'calls during a flush do not start another one yet');
+
+  runs[0]!.done();
+  await a;
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(settled, ['a'], 'b and c called while flush 1 ran: flush 1 may not cover them');
+  assert.equal(runs.length, 2, 'one more flush serves both');
+  const d = flusher.flush().then(() => settled.push('d'));
+  runs[1]!.done();
+  await Promise.all([b, c]);
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(settled.sort(), ['a', 'b', 'c']);
+  assert.equal(runs.length, 3, 'd called during flush 2 gets flush 3');
+  runs[2]!.done();
+  await d;
+  assert.equal(runs.length, 3);
+});
+
+test('a failed flush fails the commits waiting for it, and the next flush runs anew', async () => {
+  let fail = true;
+  let count = 0;
+  const flusher = new WalFlusher('/nonexistent/db', async () => {
+    count++;
+    if (fail) throw new Error('EIO');
+  });
+  await assert.rejects(flusher.flush(), /EIO/);
+  fail = false;
+  await flusher.flush();
+  assert.equal(count, 2);
+});
+
+test('concurrent transactions, rollbacks, autocommit writes and reads on one SQLite store all complete, each transaction whole', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'mailmux-gc-'));
+  const store = await openStore({ databaseUrl: null, dataDir });
+  try {
+    const now = iso(Date.now());
+    const ops: Promise<unknown>[] = [];
+    let committed = 0;
+    for (let i = 0; i < 300; i++) {
+      const kind = i % 4;
+      if (kind === 0) {
+        ops.push(
+          store.transaction(async (tx) => {
+            await tx.teams.insert({ id: newId('team'), name: `pair-${i}`, created_at: now });
+            await new Promise((r) => setImmediate(r)); // yield inside the transaction
+            await tx.teams.insert({ id: newId('team'), name: `pair-${i}`, created_at: now });
+          }).then(() => (committed += 2)),
+        );
+      } else if (kind === 1) {
+        ops.push(
+          assert.rejects(
+            store.transaction(async (tx) => {
+              await tx.teams.insert({ id: newId('team'), name: `rolled-${i}`, created_at: now });
+              throw new Error('roll back');
+            }),
+            /roll back/,
+          ),
+        );
+      } else if (kind === 2) {
+        ops.push(store.teams.insert({ id: newId('team'), name: `single-${i}`, created_at: now }).then(() => (committed += 1)));
+      } else {
+        ops.push(store.teams.count());
+      }
+    }
+    await Promise.all(ops);
+    assert.equal(await store.teams.count(), committed);
+    assert.equal(committed, 75 * 2 + 75);
+  } finally {
+    await store.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+test('the checkpoint worker keeps the WAL bounded while commits go on', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'mailmux-gc-'));
+  const store = await openStore({ databaseUrl: null, dataDir });
+  try {
+    const walPath = join(dataDir, 'mailmux.sqlite-wal');
+    const payload = Buffer.alloc(20_000, 7);
+    // 1,500 commits of ~20 KB: ~30 MB through the WAL. SQLite's own checkpoint is off on the
+    // connection, so only the worker can let the WAL start over.
+    for (let i = 0; i < 1500; i++) {
+      const blob = Buffer.concat([payload, Buffer.from(String(i))]);
+      const staged = await store.blobs.stage(blob);
+      await store.transaction(async (tx) => tx.blobRows.insert([staged]));
+      await store.blobs.release([staged]);
+    }
+    // Frames in use (the file itself keeps its largest size when the WAL starts over).
+    const other = new SqliteDatabase(join(dataDir, 'mailmux.sqlite'));
+    try {
+      const [r] = other.pragma('wal_checkpoint(PASSIVE)') as { log: number }[];
+      assert.ok(r!.log < 3000, `${r!.log} frames in the WAL after ~30 MB (7,500 pages) of commits`);
+    } finally {
+      other.close();
+    }
+    assert.ok(statSync(walPath).size < 30_000_000);
+  } finally {
+    await store.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
