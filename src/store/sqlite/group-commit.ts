@@ -96,6 +96,9 @@ class Lock {
 /** better-sqlite3, or a wrapper in front of its prepare() (the statement cache). */
 type Db = { prepare(sql: string): SqliteDatabase.Statement; close(): void };
 
+/** Statements whose row count tells whether they wrote (DDL and pragmas report 0 rows, yet may write). */
+const ROW_WRITE = /^\s*(insert|update|delete)\b/i;
+
 function pragma(db: Db, setting: string): void {
   const stmt = db.prepare(`pragma ${setting}`);
   if (stmt.reader) stmt.all();
@@ -134,11 +137,17 @@ class Lease implements DatabaseConnection {
     u?.();
   }
 
-  /** Runs a statement synchronously; reports whether it wrote. */
+  /**
+   * Runs a statement synchronously; reports whether it may have written. An INSERT, UPDATE or
+   * DELETE that touched no row wrote nothing (a worker's claim that found no work): no flush.
+   */
   run(compiledQuery: CompiledQuery): { result: QueryResult<unknown>; wrote: boolean } {
     const { sql, parameters } = compiledQuery;
     const stmt = this.db.prepare(sql);
-    if (stmt.reader) return { result: { rows: stmt.all(parameters as unknown[]) }, wrote: !stmt.readonly };
+    if (stmt.reader) {
+      const rows = stmt.all(parameters as unknown[]);
+      return { result: { rows }, wrote: !stmt.readonly && (rows.length > 0 || !ROW_WRITE.test(sql)) };
+    }
     const { changes, lastInsertRowid } = stmt.run(parameters as unknown[]);
     return {
       result: {
@@ -146,7 +155,7 @@ class Lease implements DatabaseConnection {
         numAffectedRows: changes != null ? BigInt(changes) : undefined,
         rows: [],
       },
-      wrote: !stmt.readonly,
+      wrote: !stmt.readonly && (changes > 0 || !ROW_WRITE.test(sql)),
     };
   }
 
