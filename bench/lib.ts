@@ -6,7 +6,6 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { LoopbackDns } from '../test/helpers/dns-server.ts';
 
 export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
@@ -93,14 +92,37 @@ export interface BenchServer {
   close(): Promise<void>;
 }
 
+/** bench/dns-process.ts in a child process. */
+async function startDnsProcess(): Promise<{ address: string; stop(): Promise<void> }> {
+  const child = spawn(process.execPath, [new URL('./dns-process.ts', import.meta.url).pathname], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const address = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /dns (\S+)/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    child.once('exit', (code) => reject(new Error(`dns process exited ${code}`)));
+  });
+  return {
+    address,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
 /**
- * The usual bench set-up: a loopback DNS server (answering the lookups a local resolver would), a
+ * The usual bench set-up: a loopback DNS server (in its own process) (answering the lookups a local resolver would), a
  * fresh data folder and database for `backend`, and `mailmux serve` on them with the default
  * domain bench.mailmux.test, plus `env`.
  */
 export async function startBenchServer(backend: string, env: Record<string, string> = {}): Promise<BenchServer> {
-  const dns = new LoopbackDns();
-  const dnsAddr = await dns.start();
+  const dns = await startDnsProcess();
+  const dnsAddr = dns.address;
   const dataDir = mkdtempSync(join(tmpdir(), 'mailmux-bench-'));
   const db = await benchDatabase(backend);
   const server = await startServer({
