@@ -137,7 +137,8 @@ function addressText(list: { email: string; name: string | null }[]): string {
 export class IngestService {
   private readonly ctx: ServiceContext;
   private queue: Job[] = [];
-  private flushing = false;
+  /** A batch is being written (its rows, up to COMMIT). */
+  private writing = false;
   private flushScheduled = false;
   private readonly listeners: ((r: IngestResult) => void)[] = [];
 
@@ -172,76 +173,79 @@ export class IngestService {
   }
 
   /**
-   * Starts a flush on the next macrotask, not at once: the deliveries whose blob writes finish in
-   * the meantime (their I/O callbacks run before setImmediate) join the same transaction. On SQLite
-   * a commit's fsync blocks the event loop, so without this every message would get its own commit.
+   * Starts a batch on the next macrotask, not at once: the deliveries whose parsing and staging
+   * finish in the meantime (their I/O callbacks run before setImmediate) join the same
+   * transaction. One batch is written at a time, but the next one starts as soon as the previous
+   * one has written its rows, not once its commit is flushed: SQLite hands the connection on at
+   * COMMIT (store/sqlite/group-commit.ts), so a flush on its way to the disk and the next batch's
+   * work overlap, and the deliveries that arrived during the flush are the next batch.
    */
   private scheduleFlush(): void {
-    if (this.flushing || this.flushScheduled) return;
+    if (this.flushScheduled || this.writing || this.queue.length === 0) return;
     this.flushScheduled = true;
     setImmediate(() => {
       this.flushScheduled = false;
-      void this.flush();
+      if (this.writing || this.queue.length === 0) return;
+      this.writing = true;
+      let signalled = false;
+      const written = (): void => {
+        if (signalled) return;
+        signalled = true;
+        this.writing = false;
+        this.scheduleFlush();
+      };
+      void this.runBatch(this.queue.splice(0, INGEST_BATCH_MAX), written).finally(written);
     });
   }
 
-  private async flush(): Promise<void> {
-    if (this.flushing) return;
-    this.flushing = true;
+  /** Writes and commits one batch; calls written() once its rows are written (its COMMIT follows at once). */
+  private async runBatch(batch: Job[], written: () => void): Promise<void> {
+    const blobs = batch.map((j) => j.blob);
     try {
-      while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, INGEST_BATCH_MAX);
-        let results: IngestResult[] | null = null;
-        const blobs = batch.map((j) => j.blob);
-        try {
-          // Every blob file of the batch reaches the disk, together, before the rows that name them
-          // commit; blobs the database keeps are written by the transaction itself.
-          await this.ctx.store.blobs.sync(blobs);
-        } catch (err) {
-          await this.ctx.store.blobs.release(blobs);
-          for (const job of batch) job.reject(err);
-          continue;
-        }
-        try {
-          results = await this.ctx.store.transaction(async (tx) => {
-            const touched = new Touched();
-            const out: IngestResult[] = [];
-            for (const job of batch) out.push(await this.write(tx, job, touched));
-            await touched.record(tx);
-            await tx.blobRows.insert(batch.filter((_, i) => out[i]!.delivered.length > 0).map((j) => j.blob));
-            return out;
-          });
-        } catch (err) {
-          // One bad job must not fail the others: retry them one by one.
-          this.ctx.log.warn({ event: 'ingest.batch_retry', size: batch.length, err: (err as Error).message });
-        }
-        if (results) {
-          batch.forEach((job, i) => job.resolve(results[i]!));
-        } else {
-          for (const job of batch) {
-            try {
-              job.resolve(
-                await this.ctx.store.transaction(async (tx) => {
-                  const touched = new Touched();
-                  const r = await this.write(tx, job, touched);
-                  await touched.record(tx);
-                  if (r.delivered.length > 0) await tx.blobRows.insert([job.blob]);
-                  return r;
-                }),
-              );
-            } catch (err) {
-              job.reject(err);
-            }
-          }
-        }
-        await this.ctx.store.blobs.release(blobs);
-        // Let completed I/O (more deliveries) queue up before the next batch.
-        await new Promise<void>((resolve) => setImmediate(resolve));
-      }
-    } finally {
-      this.flushing = false;
-      if (this.queue.length > 0) this.scheduleFlush();
+      // Every blob file of the batch reaches the disk, together, before the rows that name them
+      // commit; blobs the database keeps are written by the transaction itself.
+      await this.ctx.store.blobs.sync(blobs);
+    } catch (err) {
+      await this.ctx.store.blobs.release(blobs);
+      for (const job of batch) job.reject(err);
+      return;
     }
+    let results: IngestResult[] | null = null;
+    try {
+      results = await this.ctx.store.transaction(async (tx) => {
+        const touched = new Touched();
+        const out: IngestResult[] = [];
+        for (const job of batch) out.push(await this.write(tx, job, touched));
+        await touched.record(tx);
+        await tx.blobRows.insert(batch.filter((_, i) => out[i]!.delivered.length > 0).map((j) => j.blob));
+        written();
+        return out;
+      });
+    } catch (err) {
+      // One bad job must not fail the others: retry them one by one.
+      this.ctx.log.warn({ event: 'ingest.batch_retry', size: batch.length, err: (err as Error).message });
+    }
+    if (results) {
+      batch.forEach((job, i) => job.resolve(results[i]!));
+    } else {
+      for (const job of batch) {
+        try {
+          job.resolve(
+            await this.ctx.store.transaction(async (tx) => {
+              const touched = new Touched();
+              const r = await this.write(tx, job, touched);
+              await touched.record(tx);
+              if (r.delivered.length > 0) await tx.blobRows.insert([job.blob]);
+              return r;
+            }),
+          );
+        } catch (err) {
+          job.reject(err);
+        }
+      }
+      written();
+    }
+    await this.ctx.store.blobs.release(blobs);
   }
 
   private async write(tx: Repos, job: Job, touched: Touched): Promise<IngestResult> {

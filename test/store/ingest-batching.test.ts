@@ -1,0 +1,68 @@
+// The one ingest path under concurrency: deliveries that arrive together are committed in shared
+// batches (one after the other, the next written while the previous one's flush is on its way),
+// every delivery gets exactly one message with its own IMAP UID, and a delivery that fails in its
+// transaction fails alone: the others of its batch are stored.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { describeEachBackend } from '../helpers/backends.ts';
+import { startTestApp, type TestApp } from '../helpers/app.ts';
+import { buildMessage, createMailbox, type TestMailbox } from '../helpers/mail.ts';
+
+describeEachBackend('ingest batching', (backend) => {
+  let app: TestApp;
+  let boxes: TestMailbox[];
+
+  before(async () => {
+    app = await startTestApp(backend);
+    boxes = [await createMailbox(app, 'batch-a'), await createMailbox(app, 'batch-b'), await createMailbox(app, 'batch-c')];
+  });
+  after(() => app.close());
+
+  test('concurrent deliveries are all stored, once each, with distinct UIDs in each folder', async () => {
+    const raws = await Promise.all(
+      Array.from({ length: 90 }, (_, i) => buildMessage({ to: boxes[i % 3]!.email, subject: `concurrent ${i}`, text: `body ${i}`, messageId: `<c${i}@batch.test>` })),
+    );
+    const results = await Promise.all(raws.map((raw, i) => app.services.ingest.deliver({ raw, targets: [{ mailboxId: boxes[i % 3]!.id }] })));
+    assert.equal(results.filter((r) => r.delivered.length === 1).length, 90);
+    for (const box of boxes) {
+      const ids = results.flatMap((r) => r.delivered).filter((d) => d.mailboxId === box.id).map((d) => d.messageId);
+      assert.equal(new Set(ids).size, 30);
+      assert.equal(await app.services.store.messageQuery.count({ mailboxId: box.id }), 30);
+      const inbox = (await app.services.store.folders.byRole(box.id, 'inbox'))!;
+      const uids = (await Promise.all(ids.map((id) => app.services.store.messages.memberships(id)))).flat().filter((m) => m.folder_id === inbox.id).map((m) => m.uid);
+      assert.equal(uids.length, 30);
+      assert.equal(new Set(uids).size, 30, 'every message has its own UID');
+      // The raw bytes of each stored message read back whole.
+      const page = await app.api('GET', '/api/v1/mailbox/messages?limit=100', { token: box.key });
+      assert.equal(page.status, 200);
+      assert.equal(page.body.data.length, 30);
+    }
+  });
+
+  test('a delivery that fails in its transaction fails alone; the rest of its batch is stored', async () => {
+    const box = boxes[0]!;
+    const before = await app.services.store.messageQuery.count({ mailboxId: box.id });
+    const raws = await Promise.all(Array.from({ length: 20 }, (_, i) => buildMessage({ to: box.email, subject: `mixed ${i}`, messageId: `<m${i}@batch.test>` })));
+    const outcomes = await Promise.allSettled(
+      raws.map((raw, i) =>
+        app.services.ingest.deliver({
+          raw,
+          targets: [{ mailboxId: box.id }],
+          ...(i === 7
+            ? {
+                inTransaction: async () => {
+                  throw new Error('refused by a hook');
+                },
+              }
+            : {}),
+        }),
+      ),
+    );
+    assert.equal(outcomes[7]!.status, 'rejected');
+    assert.equal(outcomes.filter((o) => o.status === 'fulfilled').length, 19);
+    assert.equal(await app.services.store.messageQuery.count({ mailboxId: box.id }), before + 19);
+    const subjects = (await app.api('GET', '/api/v1/mailbox/messages?limit=100', { token: box.key })).body.data.map((m: { subject: string }) => m.subject);
+    assert.ok(!subjects.includes('mixed 7'));
+    assert.ok(subjects.includes('mixed 6') && subjects.includes('mixed 8'));
+  });
+});
