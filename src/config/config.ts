@@ -43,7 +43,7 @@ export interface Config {
   changeRetentionDays: number;
   /** Webhook delivery (src/workers/webhooks.ts). */
   webhooks: { allowPrivate: boolean; caFile: string | null; timeoutSeconds: number; concurrency: number; maxPerTeam: number };
-  realtime: { maxStreamsPerKey: number; eventRetentionHours: number };
+  realtime: { maxStreamsPerKey: number; eventRetentionHours: number; eventPollSeconds: number };
   /** Outbound delivery (src/workers/outbound.ts). */
   outbound: { undoSeconds: number; retryHours: number; retryBaseSeconds: number; leaseSeconds: number; mxPort: number; timeoutSeconds: number; concurrency: number; domainConcurrency: number; maxPerTeamProviders: number };
 }
@@ -89,6 +89,7 @@ export const CONFIG_VARS: readonly VarSpec[] = [
   { name: 'MAILMUX_TLS_KEY_FILE', default: '(unset: self-signed, made on first start)', description: 'PEM private key for STARTTLS; the self-signed pair is kept in `<data dir>/tls/`' },
   { name: 'MAILMUX_SPAM_THRESHOLD', default: '5', description: 'Built-in spam score at or above which inbound mail goes to the spam folder (rules in src/services/mail/spam.ts)' },
   { name: 'MAILMUX_SSE_MAX_STREAMS_PER_KEY', default: '20', description: 'Open GET /mailbox/events streams per credential in this process (429 beyond)' },
+  { name: 'MAILMUX_EVENT_POLL_SECONDS', default: '2', description: 'Safety-net poll of the event log for events committed by other processes (on PostgreSQL, NOTIFY wakes every process at once)' },
   { name: 'MAILMUX_EVENT_RETENTION_HOURS', default: '168', description: 'Event log kept for SSE replay (Last-Event-ID) and webhook payloads; older resumes get `sync_required`' },
   { name: 'MAILMUX_WEBHOOK_ALLOW_PRIVATE', default: 'false', description: 'true lets webhooks reach loopback, private, link-local and other internal addresses (development only; refused by default against SSRF)' },
   { name: 'MAILMUX_WEBHOOK_CA_FILE', default: '(unset: the system CAs)', description: 'Extra PEM CA certificates trusted for webhook HTTPS endpoints, e.g. a development receiver\'s self-signed certificate' },
@@ -222,6 +223,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     realtime: {
       maxStreamsPerKey: positive(env, 'MAILMUX_SSE_MAX_STREAMS_PER_KEY', 20),
       eventRetentionHours: positive(env, 'MAILMUX_EVENT_RETENTION_HOURS', 168),
+      eventPollSeconds: positive(env, 'MAILMUX_EVENT_POLL_SECONDS', 2),
     },
   };
 }

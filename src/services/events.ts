@@ -81,8 +81,6 @@ export function webhookPayload(e: EventRow): { id: string; type: string; occurre
 
 /** Events read per query while tailing. */
 const TAIL_BATCH = 500;
-/** The safety-net poll: catches a NOTIFY lost across a reconnect. */
-export const TAIL_POLL_MS = 2000;
 
 export class EventsService {
   private readonly ctx: ServiceContext;
@@ -133,7 +131,9 @@ export class EventsService {
     this.started = true;
     this.lastSeq = await this.ctx.store.events.latestSeq();
     this.unlisten = await this.ctx.store.listenEvents(() => this.wake());
-    this.timer = setInterval(() => this.wake(), TAIL_POLL_MS);
+    // The safety-net poll: catches a NOTIFY lost across a reconnect (and, on SQLite, events
+    // written by another process, such as the CLI).
+    this.timer = setInterval(() => this.wake(), this.ctx.config.realtime.eventPollSeconds * 1000);
     this.timer.unref();
   }
 

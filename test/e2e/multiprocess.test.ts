@@ -77,6 +77,8 @@ describe('two processes on one PostgreSQL database', { skip: pgBackend ? false :
       MAILMUX_HOSTNAME: 'mx.mailmux.test',
       MAILMUX_DNS_SERVERS: dnsAddr,
       MAILMUX_WEBHOOK_ALLOW_PRIVATE: 'true',
+      // The safety-net poll so slow that only NOTIFY can bring A's events to B within the test's waits.
+      MAILMUX_EVENT_POLL_SECONDS: '600',
       MAILMUX_WEBHOOK_CA_FILE: caFile,
     };
     a = await startServer({ ...env, MAILMUX_DATA_DIR: mkdtempSync(join(tmpdir(), 'mailmux-a-')) }, { expectRootKey: true });
@@ -117,10 +119,9 @@ describe('two processes on one PostgreSQL database', { skip: pgBackend ? false :
       assert.equal(JSON.parse(f.data!).message.subject, `cross-process ${i}`);
     }
     stream.close();
-    // B hears A's commits through NOTIFY, not the 2 s safety poll: the median (end of DATA -> event on B) stays well under it.
-    const median = [...latencies].sort((x, y) => x - y)[Math.floor(N / 2)]!;
+    // B heard each of A's commits within the 5 s wait above while its safety poll runs every
+    // 600 s: through NOTIFY. (Latency itself is measured by bench/sse-latency.ts, not here.)
     process.stdout.write(`# cross-process latencies ms: ${latencies.map((l) => l.toFixed(1)).join(', ')}\n`);
-    assert.ok(median < 250, `latencies ${latencies.map((l) => l.toFixed(1)).join(', ')} ms`);
 
     // Both processes run webhook workers; each event is delivered once.
     for (let i = 0; i < 100 && deliveries.length < N; i++) await new Promise((r) => setTimeout(r, 100));
