@@ -1,6 +1,6 @@
 // Public identifiers: a prefix and 24 lowercase alphanumerics (the Sending API's ^<prefix>_[a-z0-9]{24}$),
 // and the secret formats of API keys. Randomness comes from the CSPRNG with rejection sampling (no bias).
-import { randomBytes, createHash } from 'node:crypto';
+import { randomBytes, hash } from 'node:crypto';
 
 const LOWER = 'abcdefghijklmnopqrstuvwxyz0123456789';
 const MIXED = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
@@ -55,7 +55,8 @@ export function newSecret(kind: SecretKind): string {
  * password hash protects low-entropy secrets and would only add latency to every request here.
  */
 export function hashSecret(secret: string): string {
-  return createHash('sha256').update(secret, 'utf8').digest('hex');
+  // crypto.hash: one call, no Hash object (every authenticated request hashes its key).
+  return hash('sha256', secret, 'hex');
 }
 
 export function secretKindOf(secret: string): SecretKind | null {

@@ -2,11 +2,27 @@
 // principal. One mailbox credential works everywhere; a suspended mailbox's keys stop working.
 import { timingSafeEqual } from 'node:crypto';
 import { hashSecret, secretKindOf } from '../core/ids.ts';
+import type { AuthKeyRow, MailboxRow } from '../store/index.ts';
 import type { ServiceContext } from './context.ts';
 
 export type Principal =
   | { kind: 'root'; keyId: string; teamId: string }
   | { kind: 'mailbox'; keyId: string; teamId: string; mailboxId: string; email: string };
+
+/** A mailbox row read along with the credential (see authenticateWithMailbox); row undefined: no such mailbox. */
+export interface PrefetchedMailbox {
+  row: MailboxRow | undefined;
+}
+
+/** The security checks on the key row read for `hash`: every request runs them, on a fresh read. */
+function principalOf(row: AuthKeyRow | undefined, hash: string, kind: 'root' | 'mailbox'): Principal | null {
+  // The lookup is by hash; compare again in constant time so no timing tells how much matched.
+  if (!row || !timingSafeEqual(Buffer.from(row.secret_hash, 'hex'), Buffer.from(hash, 'hex'))) return null;
+  if (row.revoked_at !== null || row.kind !== kind) return null;
+  if (row.kind === 'root') return { kind: 'root', keyId: row.id, teamId: row.team_id };
+  if (row.mailbox_id === null || row.mailbox_status !== 'active' || row.mailbox_email === null) return null;
+  return { kind: 'mailbox', keyId: row.id, teamId: row.team_id, mailboxId: row.mailbox_id, email: row.mailbox_email };
+}
 
 export class CredentialsService {
   private readonly ctx: ServiceContext;
@@ -25,15 +41,21 @@ export class CredentialsService {
   }
 
   private async lookup(hash: string, kind: 'root' | 'mailbox'): Promise<Principal | null> {
-    const row = await this.ctx.store.keys.byHash(hash);
-    // The lookup is by hash; compare again in constant time so no timing tells how much matched.
-    if (!row || !timingSafeEqual(Buffer.from(row.secret_hash, 'hex'), Buffer.from(hash, 'hex'))) return null;
-    if (row.revoked_at !== null || row.kind !== kind) return null;
-    if (row.kind === 'root') return { kind: 'root', keyId: row.id, teamId: row.team_id };
-    if (row.mailbox_id === null) return null;
-    const mailbox = await this.ctx.store.mailboxes.get(row.mailbox_id);
-    if (!mailbox || mailbox.status !== 'active') return null;
-    return { kind: 'mailbox', keyId: row.id, teamId: row.team_id, mailboxId: mailbox.id, email: mailbox.email };
+    // One read: the key with its mailbox's status and address.
+    return principalOf(await this.ctx.store.keys.forAuthentication(hash), hash, kind);
+  }
+
+  /**
+   * authenticate, and the mailbox `mailboxId` read in the same query (one round trip instead of
+   * two, for the routes that read one mailbox). The mailbox is returned whoever asks: the caller
+   * checks it belongs to the principal's team, as it would after reading it itself.
+   */
+  async authenticateWithMailbox(secret: string, mailboxId: string): Promise<{ principal: Principal | null; mailbox: PrefetchedMailbox }> {
+    const kind = secretKindOf(secret);
+    if (kind === null || secret.length > 200) return { principal: null, mailbox: { row: undefined } };
+    const hash = hashSecret(secret);
+    const found = await this.ctx.store.keys.forAuthenticationWithMailbox(hash, mailboxId);
+    return { principal: principalOf(found?.key, hash, kind), mailbox: { row: found?.mailbox } };
   }
 
   /** SMTP and IMAP login: the username is the mailbox address, the password its credential. */

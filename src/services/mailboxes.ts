@@ -9,6 +9,7 @@ import { QUOTA_DEFAULT, QUOTA_TIERS, RESERVED_LOCAL_PARTS } from '../config/limi
 import { isValidEmail, normaliseEmail, splitAddress } from '../mime/addresses.ts';
 import { isUniqueViolation, type MailboxRow, type Repos } from '../store/index.ts';
 import type { ServiceContext } from './context.ts';
+import type { PrefetchedMailbox } from './credentials.ts';
 import { keyFragments } from './teams.ts';
 
 export interface SendScope {
@@ -248,7 +249,13 @@ export class MailboxesService {
     return row;
   }
 
-  async get(teamId: string, id: string): Promise<MailboxView> {
+  /** `prefetched`: the row already read with the request's credential (same checks as a fresh read). */
+  async get(teamId: string, id: string, prefetched?: PrefetchedMailbox): Promise<MailboxView> {
+    if (prefetched) {
+      const row = prefetched.row;
+      if (!row || row.id !== id || row.team_id !== teamId) throw notFound('Mailbox');
+      return mailboxView(row);
+    }
     return mailboxView(await this.getRow(teamId, id));
   }
 

@@ -14,6 +14,7 @@ import type { BlobStore } from './blobs/blob-store.ts';
 import { FsBlobStore } from './blobs/fs-blobs.ts';
 import { PgBlobStore } from './blobs/pg-blobs.ts';
 import { takeWriteOrderLock, type RepoContext } from './repos/common.ts';
+import { pgFastRead, sqliteFastRead, type FastRead } from './fast-read.ts';
 import { ChangesRepo } from './repos/changes.ts';
 import { KeysRepo, TeamsRepo } from './repos/teams.ts';
 import { DomainsRepo } from './repos/domains.ts';
@@ -42,7 +43,7 @@ export type { BlobStore, BlobRef, StagedBlob } from './blobs/blob-store.ts';
 export { isUniqueViolation } from './repos/common.ts';
 export type { DomainRow } from './repos/domains.ts';
 export type { MailboxRow } from './repos/mailboxes.ts';
-export type { TeamRow, ApiKeyRow } from './repos/teams.ts';
+export type { TeamRow, ApiKeyRow, AuthKeyRow } from './repos/teams.ts';
 export type { FilterSetRow } from './repos/filters.ts';
 export type { IdempotencyRow } from './repos/idempotency.ts';
 export type { FolderRow } from './repos/folders.ts';
@@ -241,6 +242,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   let db: Kysely<Database>;
   let dialect: Dialect;
   let blobs: BlobStore;
+  let fast: FastRead;
   if (options.databaseUrl) {
     dialect = 'postgres';
     const pool = new pg.Pool({
@@ -249,6 +251,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
       ...(options.pgSchema ? { options: `-c search_path=${options.pgSchema}` } : {}),
     });
     db = new Kysely<Database>({ dialect: new CurrentSchemaPostgresDialect({ pool }) });
+    fast = pgFastRead(pool);
     blobs = new PgBlobStore(db);
   } else {
     dialect = 'sqlite';
@@ -261,6 +264,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     file.pragma('busy_timeout = 5000');
     file.pragma('foreign_keys = ON');
     db = new Kysely<Database>({ dialect: new GroupCommitSqliteDialect(withStatementCache(file), file.name) });
+    fast = sqliteFastRead(file);
     blobs = new FsBlobStore(join(options.dataDir, 'blobs'), db);
   }
 
@@ -278,7 +282,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     throw err;
   }
 
-  const repos = reposFor({ db, clock, dialect });
+  const repos = reposFor({ db, clock, dialect, fast });
   // One channel per schema: test schemas sharing a database do not wake each other.
   const eventsChannel = `mailmux_events_${schemaName}`;
   return {
@@ -308,6 +312,9 @@ export async function openStore(options: StoreOptions): Promise<Store> {
       if (dialect === 'postgres') await sql`select pg_notify(${eventsChannel}, '')`.execute(db);
     },
     listenEvents: async (fn) => (dialect === 'postgres' && options.databaseUrl ? listenPg(options.databaseUrl, options.pgSchema, eventsChannel, fn) : async () => undefined),
-    close: () => db.destroy(),
+    close: () => {
+      fast.close();
+      return db.destroy();
+    },
   };
 }

@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, type ErrorCode } from '../../core/errors.ts';
 import { iso } from '../../core/clock.ts';
 import { IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_TTL_MS } from '../../config/limits.ts';
-import type { Principal } from '../../services/credentials.ts';
+import type { PrefetchedMailbox, Principal } from '../../services/credentials.ts';
 import type { Services } from '../../services/index.ts';
 import { issuesOf, type Contract } from './contract.ts';
 import { errorBody, STATUS_OF } from './errors.ts';
@@ -23,6 +23,8 @@ export interface HandlerContext<P extends Principal | null = Principal> {
   body: any;
   headers: FastifyRequest['headers'];
   requestId: string;
+  /** With `prefetchMailbox`: the mailbox the path names, read with the credential. */
+  prefetchedMailbox?: PrefetchedMailbox;
   /** Throws 409 conflict (echoing the current ETag) when If-Match is present and differs. */
   checkIfMatch(currentEtag: string): void;
 }
@@ -69,6 +71,11 @@ export interface RouteDef<P extends Principal | null = Principal> {
    * them, so they never sit in the idempotency table and a replay does not reveal them twice.
    */
   redactForReplay?: (data: any) => unknown;
+  /**
+   * The path parameter naming a mailbox the handler reads first: it is read in the same query as
+   * the credential (one round trip) and handed over as ctx.prefetchedMailbox.
+   */
+  prefetchMailbox?: string;
   /** Runs before contract validation: for the few semantic checks the spec wants as 422. */
   precheck?: (body: any) => void;
   handler: (ctx: HandlerContext<P>) => Promise<HandlerResult>;
@@ -143,7 +150,16 @@ export function defineRoute<P extends Principal | null>(deps: RouteDeps, def: Ro
 
       // Authentication and surface.
       const token = bearer(req);
-      const principal = token ? await deps.services.credentials.authenticate(token) : null;
+      const prefetchId = def.prefetchMailbox !== undefined ? (req.params as Record<string, string | undefined>)[def.prefetchMailbox] : undefined;
+      let principal: Principal | null = null;
+      let prefetchedMailbox: PrefetchedMailbox | undefined;
+      if (token && prefetchId !== undefined) {
+        const r = await deps.services.credentials.authenticateWithMailbox(token, prefetchId);
+        principal = r.principal;
+        prefetchedMailbox = r.mailbox;
+      } else if (token) {
+        principal = await deps.services.credentials.authenticate(token);
+      }
       const viaToken = !token && def.tokenAuth !== undefined && def.tokenAuth(req.query as Record<string, unknown>, req.headers);
       if (!principal && !viaToken) {
         const d = deps.limiter.hit(`ip:${req.ip}`, deps.rateLimits.unauthenticated);
@@ -238,6 +254,7 @@ export function defineRoute<P extends Principal | null>(deps: RouteDeps, def: Ro
         body,
         headers: req.headers,
         requestId,
+        ...(prefetchedMailbox ? { prefetchedMailbox } : {}),
         checkIfMatch(currentEtag: string) {
           const h = req.headers['if-match'];
           if (typeof h === 'string' && !etagMatches(h, currentEtag)) {

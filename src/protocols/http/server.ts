@@ -52,9 +52,11 @@ export async function buildHttpServer(services: Services): Promise<FastifyInstan
     trustProxy: false,
   });
 
-  app.addHook('onRequest', async (req, reply) => {
+  // A callback hook, not an async one: no promise and no extra turn per request.
+  app.addHook('onRequest', (req, reply, done) => {
     reply.header('X-Request-Id', req.id);
     reply.header('Cache-Control', 'no-store');
+    done();
   });
 
   // JSON bodies: an empty body is "no body"; invalid JSON is a 400 in the spec's envelope.

@@ -5,6 +5,7 @@ import type { PageKey } from '../../core/cursor.ts';
 import type { Clock } from '../../core/clock.ts';
 import type { Database } from '../schema.ts';
 import type { Dialect } from '../dialect.ts';
+import type { FastRead } from '../fast-read.ts';
 
 export interface RepoContext {
   db: Kysely<Database>;
@@ -13,6 +14,8 @@ export interface RepoContext {
   /** True inside store.transaction(). */
   inTransaction?: boolean;
   afterCommit?: (fn: () => void) => void;
+  /** Hot point reads outside a transaction (store/fast-read.ts); absent inside one. */
+  fast?: FastRead;
 }
 
 /**

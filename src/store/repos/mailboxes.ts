@@ -3,6 +3,7 @@
 import type { MailboxesTable } from '../schema.ts';
 import type { ListQuery, RepoContext } from './common.ts';
 import { ChangesRepo } from './changes.ts';
+import { readFirst } from './cached-read.ts';
 
 export type MailboxRow = MailboxesTable;
 
@@ -19,8 +20,9 @@ export class MailboxesRepo {
     await this.changes.append({ teamId: row.team_id, mailboxId: row.id, type: 'mailbox', objectId: row.id, kind: 'created' });
   }
 
+  /** Read by every mailbox-key request (authentication) and most mailbox routes: a cached-shape point read. */
   async get(id: string): Promise<MailboxRow | undefined> {
-    return this.ctx.db.selectFrom('mailboxes').selectAll().where('id', '=', id).executeTakeFirst();
+    return readFirst(this.ctx, 'mailboxes_by_id', (db) => db.selectFrom('mailboxes').selectAll().where('id', '=', id), [id]);
   }
 
   /** The live (not deleted) mailbox with this address. */

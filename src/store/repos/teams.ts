@@ -1,9 +1,33 @@
 // Teams and their API keys (root keys for a team, mailbox keys for one mailbox).
+import { sql } from 'kysely';
 import type { RepoContext } from './common.ts';
-import type { ApiKeysTable, TeamsTable } from '../schema.ts';
+import { readFirst, type PointQuery } from './cached-read.ts';
+import type { ApiKeysTable, MailboxesTable, TeamsTable } from '../schema.ts';
 
 export type TeamRow = TeamsTable;
 export type ApiKeyRow = ApiKeysTable;
+export type AuthKeyRow = ApiKeyRow & { mailbox_status: MailboxesTable['status'] | null; mailbox_email: string | null };
+type MailboxRow = MailboxesTable;
+type Nullable<T> = { [K in keyof T]: T[K] | null };
+/** The mailbox columns of forAuthenticationWithMailbox, prefixed (null when no mailbox matched). */
+type TargetColumns = { [K in keyof MailboxesTable as `target_${K}`]: MailboxesTable[K] | null };
+
+/** Every column of a mailbox row (the compiler checks the list is complete). */
+const MAILBOX_COLUMNS = Object.keys({
+  id: true,
+  team_id: true,
+  domain_id: true,
+  email: true,
+  display_name: true,
+  quota_bytes: true,
+  used_bytes: true,
+  send_scope: true,
+  status: true,
+  cleanup_pending: true,
+  created_at: true,
+  updated_at: true,
+  deleted_at: true,
+} satisfies Record<keyof MailboxesTable, true>) as (keyof MailboxesTable)[];
 
 export class TeamsRepo {
   private readonly ctx: RepoContext;
@@ -39,8 +63,84 @@ export class KeysRepo {
     await this.ctx.db.insertInto('api_keys').values(row).execute();
   }
 
+  /** Every authenticated request starts here: a cached-shape point read. */
   async byHash(secretHash: string): Promise<ApiKeyRow | undefined> {
-    return this.ctx.db.selectFrom('api_keys').selectAll().where('secret_hash', '=', secretHash).executeTakeFirst();
+    return readFirst(this.ctx, 'api_keys_by_hash', (db) => db.selectFrom('api_keys').selectAll().where('secret_hash', '=', secretHash), [secretHash]);
+  }
+
+  /**
+   * What authentication needs in one read: the key and, for a mailbox key, its mailbox's status
+   * and address (null when the mailbox row is gone). The row may be shared and frozen: read only.
+   */
+  async forAuthentication(secretHash: string): Promise<AuthKeyRow | undefined> {
+    return readFirst(
+      this.ctx,
+      'api_keys_for_authentication',
+      (db) =>
+        db
+          .selectFrom('api_keys')
+          .leftJoin('mailboxes', 'mailboxes.id', 'api_keys.mailbox_id')
+          .selectAll('api_keys')
+          .select(['mailboxes.status as mailbox_status', 'mailboxes.email as mailbox_email'])
+          .where('api_keys.secret_hash', '=', secretHash),
+      [secretHash],
+      true,
+    );
+  }
+
+  /**
+   * forAuthentication and the mailbox `mailboxId` in one read (one round trip on PostgreSQL): for
+   * the requests that name a mailbox (GET /mailboxes/{id}). undefined when no key has this hash.
+   */
+  async forAuthenticationWithMailbox(secretHash: string, mailboxId: string): Promise<{ key: AuthKeyRow; mailbox: MailboxRow | undefined } | undefined> {
+    const row = await readFirst<AuthKeyRow & TargetColumns>(
+      this.ctx,
+      'api_keys_for_authentication_with_mailbox',
+      (db) =>
+        db
+          .selectFrom('api_keys')
+          .leftJoin('mailboxes', 'mailboxes.id', 'api_keys.mailbox_id')
+          .leftJoin('mailboxes as target', (join) => join.on('target.id', '=', mailboxId))
+          .selectAll('api_keys')
+          .select(['mailboxes.status as mailbox_status', 'mailboxes.email as mailbox_email'])
+          .select(MAILBOX_COLUMNS.map((c) => sql.ref(`target.${c}`).as(`target_${c}`)))
+          .where('api_keys.secret_hash', '=', secretHash) as unknown as PointQuery<AuthKeyRow & TargetColumns>,
+      [mailboxId, secretHash],
+      true,
+    );
+    if (!row) return undefined;
+    const key: AuthKeyRow = {
+      id: row.id,
+      team_id: row.team_id,
+      kind: row.kind,
+      mailbox_id: row.mailbox_id,
+      name: row.name,
+      secret_hash: row.secret_hash,
+      key_prefix: row.key_prefix,
+      key_suffix: row.key_suffix,
+      created_at: row.created_at,
+      revoked_at: row.revoked_at,
+      mailbox_status: row.mailbox_status,
+      mailbox_email: row.mailbox_email,
+    };
+    if (row.target_id === null) return { key, mailbox: undefined };
+    const mailbox: Nullable<MailboxRow> = {
+      id: row.target_id,
+      team_id: row.target_team_id,
+      domain_id: row.target_domain_id,
+      email: row.target_email,
+      display_name: row.target_display_name,
+      quota_bytes: row.target_quota_bytes,
+      used_bytes: row.target_used_bytes,
+      send_scope: row.target_send_scope,
+      status: row.target_status,
+      cleanup_pending: row.target_cleanup_pending,
+      created_at: row.target_created_at,
+      updated_at: row.target_updated_at,
+      deleted_at: row.target_deleted_at,
+    };
+    // A row matched target.id (a primary key): its NOT NULL columns are set.
+    return { key, mailbox: mailbox as MailboxRow };
   }
 
   async get(id: string): Promise<ApiKeyRow | undefined> {

@@ -47,8 +47,9 @@ export function registerMailboxRoutes(deps: RouteDeps): void {
     method: 'GET',
     path: '/mailboxes/{public_id}',
     surface: 'management',
-    handler: async ({ principal, params }) => {
-      const view = await mailboxes.get(principal.teamId, params.public_id ?? '');
+    prefetchMailbox: 'public_id',
+    handler: async ({ principal, params, prefetchedMailbox }) => {
+      const view = await mailboxes.get(principal.teamId, params.public_id ?? '', prefetchedMailbox);
       return { data: view, etag: etagOf(view) };
     },
   });

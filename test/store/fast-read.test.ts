@@ -1,0 +1,160 @@
+// The hot point reads (store/fast-read.ts, repos/cached-read.ts): the key and mailbox reads every
+// request makes. Two stores on one database stand for two processes (a server and the CLI, or two
+// servers): whatever one commits, the other's next read returns, however often it read the row
+// before (SQLite keeps rows only while the WAL-index header is unchanged). Its own writes too, and
+// reads inside a transaction see that transaction's writes.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { describeEachBackend } from '../helpers/backends.ts';
+import { openStore, type Store } from '../../src/store/index.ts';
+import { hashSecret } from '../../src/core/ids.ts';
+
+const NOW = '2026-01-01T00:00:00.000Z';
+
+describeEachBackend('fast point reads', (backend) => {
+  let drop: () => Promise<void>;
+  let a: Store;
+  let b: Store;
+
+  before(async () => {
+    const db = await backend.provision();
+    drop = db.drop;
+    const opts = { databaseUrl: db.databaseUrl, dataDir: db.dataDir, ...(db.pgSchema ? { pgSchema: db.pgSchema } : {}) };
+    a = await openStore(opts);
+    b = await openStore(opts);
+  });
+  after(async () => {
+    await a.close();
+    await b.close();
+    await drop();
+  });
+
+  async function mailbox(id: string, status: 'active' | 'suspended' = 'active'): Promise<void> {
+    await a.mailboxes.insert({
+      id,
+      team_id: 'team_a',
+      domain_id: 'mdom_a',
+      email: `${id}@example.test`,
+      display_name: null,
+      quota_bytes: null,
+      used_bytes: 0,
+      send_scope: '{"type":"all"}',
+      status,
+      cleanup_pending: 0,
+      created_at: NOW,
+      updated_at: NOW,
+      deleted_at: null,
+    });
+  }
+
+  async function key(id: string, secret: string, mailboxId: string | null): Promise<void> {
+    await a.keys.insert({
+      id,
+      team_id: 'team_a',
+      kind: mailboxId ? 'mailbox' : 'root',
+      mailbox_id: mailboxId,
+      name: null,
+      secret_hash: hashSecret(secret),
+      key_prefix: secret.slice(0, 13),
+      key_suffix: secret.slice(-4),
+      created_at: NOW,
+      revoked_at: null,
+    });
+  }
+
+  test('a key revoked by another process reads as revoked at once, however often it was read before', async () => {
+    await key('smx_root1', 'smx_root_one', null);
+    const hash = hashSecret('smx_root_one');
+    for (let i = 0; i < 5; i++) assert.equal((await a.keys.forAuthentication(hash))?.revoked_at, null);
+    assert.equal((await a.keys.byHash(hash))?.id, 'smx_root1');
+    await b.keys.revoke('smx_root1', NOW);
+    assert.equal((await a.keys.forAuthentication(hash))?.revoked_at, NOW);
+    assert.equal((await a.keys.byHash(hash))?.revoked_at, NOW);
+  });
+
+  test('a mailbox suspended by another process: its key reads the new status, and so does the mailbox', async () => {
+    await mailbox('mbx_one');
+    await key('smx_mbx1', 'smx_mbx_one', 'mbx_one');
+    const hash = hashSecret('smx_mbx_one');
+    for (let i = 0; i < 5; i++) {
+      const row = await a.keys.forAuthentication(hash);
+      assert.equal(row?.mailbox_status, 'active');
+      assert.equal(row?.mailbox_email, 'mbx_one@example.test');
+      assert.equal((await a.mailboxes.get('mbx_one'))?.status, 'active');
+    }
+    await b.mailboxes.update('mbx_one', { status: 'suspended', updated_at: NOW });
+    assert.equal((await a.keys.forAuthentication(hash))?.mailbox_status, 'suspended');
+    assert.equal((await a.mailboxes.get('mbx_one'))?.status, 'suspended');
+    await b.mailboxes.update('mbx_one', { status: 'deleted', updated_at: NOW, deleted_at: NOW });
+    assert.equal((await a.mailboxes.get('mbx_one'))?.status, 'deleted');
+  });
+
+  test('a key whose mailbox row is gone reads with a null status', async () => {
+    await key('smx_mbx2', 'smx_mbx_orphan', 'mbx_missing');
+    const row = await a.keys.forAuthentication(hashSecret('smx_mbx_orphan'));
+    assert.equal(row?.mailbox_id, 'mbx_missing');
+    assert.equal(row?.mailbox_status, null);
+    assert.equal(row?.mailbox_email, null);
+    assert.equal(await a.keys.forAuthentication(hashSecret('smx_mbx_unknown')), undefined);
+  });
+
+  test('the key and a named mailbox in one read: each found or not on its own; changes by another process seen at once', async () => {
+    await mailbox('mbx_named');
+    await key('smx_root3', 'smx_root_three', null);
+    const hash = hashSecret('smx_root_three');
+    for (let i = 0; i < 3; i++) {
+      const both = await a.keys.forAuthenticationWithMailbox(hash, 'mbx_named');
+      assert.equal(both?.key.id, 'smx_root3');
+      assert.equal(both?.key.mailbox_status, null);
+      assert.deepEqual(both?.mailbox, await b.mailboxes.get('mbx_named'));
+    }
+    const noMailbox = await a.keys.forAuthenticationWithMailbox(hash, 'mbx_nosuchmailbox');
+    assert.equal(noMailbox?.key.id, 'smx_root3');
+    assert.equal(noMailbox?.mailbox, undefined);
+    assert.equal(await a.keys.forAuthenticationWithMailbox(hashSecret('smx_root_unknown'), 'mbx_named'), undefined);
+    await b.mailboxes.update('mbx_named', { display_name: 'Renamed', updated_at: NOW });
+    await b.keys.revoke('smx_root3', NOW);
+    const after = await a.keys.forAuthenticationWithMailbox(hash, 'mbx_named');
+    assert.equal(after?.key.revoked_at, NOW);
+    assert.equal(after?.mailbox?.display_name, 'Renamed');
+  });
+
+  test('own writes, inside and outside a transaction, are read back; a transaction reads its own writes', async () => {
+    await mailbox('mbx_two');
+    assert.equal((await a.mailboxes.get('mbx_two'))?.display_name, null);
+    await a.mailboxes.update('mbx_two', { display_name: 'Two', updated_at: NOW });
+    assert.equal((await a.mailboxes.get('mbx_two'))?.display_name, 'Two');
+    await a.transaction(async (tx) => {
+      await tx.mailboxes.update('mbx_two', { display_name: 'Three', updated_at: NOW });
+      assert.equal((await tx.mailboxes.get('mbx_two'))?.display_name, 'Three');
+    });
+    assert.equal((await a.mailboxes.get('mbx_two'))?.display_name, 'Three');
+    assert.equal((await b.mailboxes.get('mbx_two'))?.display_name, 'Three');
+  });
+
+  test('a rolled-back transaction leaves no trace, also for a read made while it was open', async () => {
+    await mailbox('mbx_three');
+    assert.equal((await a.mailboxes.get('mbx_three'))?.display_name, null);
+    let during: Promise<{ display_name: string | null } | undefined> | undefined;
+    await assert.rejects(
+      a.transaction(async (tx) => {
+        await tx.mailboxes.update('mbx_three', { display_name: 'uncommitted', updated_at: NOW });
+        // A read outside the transaction, started while it is open (not awaited inside it: on
+        // SQLite it may have to wait for the transaction to end).
+        during = a.mailboxes.get('mbx_three');
+        throw new Error('roll back');
+      }),
+      /roll back/,
+    );
+    assert.equal((await during)?.display_name, null, 'never the uncommitted write');
+    assert.equal((await a.mailboxes.get('mbx_three'))?.display_name, null);
+  });
+
+  test('callers get their own copy of a kept row', async () => {
+    await mailbox('mbx_four');
+    const first = await a.mailboxes.get('mbx_four');
+    assert.ok(first);
+    first.display_name = 'changed by a caller';
+    assert.equal((await a.mailboxes.get('mbx_four'))?.display_name, null);
+  });
+});
