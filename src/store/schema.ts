@@ -111,6 +111,9 @@ export interface FoldersTable {
   uid_validity: number;
   created_at: string;
   updated_at: string;
+  /** Counters kept by every message write (migration 009). */
+  total_messages: number;
+  unread_messages: number;
 }
 
 export interface ThreadsTable {
@@ -120,6 +123,26 @@ export interface ThreadsTable {
   subject: string | null;
   last_received_at: string;
   created_at: string;
+  /** Counters kept by every message write (migration 009). */
+  message_count: number;
+  unread_count: number;
+  /** Messages of the thread that have attachments. */
+  attachment_count: number;
+}
+
+/** Messages and unread messages of a mailbox, kept by every message write (migration 009). */
+export interface MailboxMessageCountsTable {
+  mailbox_id: string;
+  total: number;
+  unread: number;
+}
+
+/** How many of a thread's messages are in each folder (rows with n > 0 only; migration 009). */
+export interface ThreadFoldersTable {
+  thread_id: string;
+  folder_id: string;
+  mailbox_id: string;
+  n: number;
 }
 
 export interface MessagesTable {
@@ -391,6 +414,8 @@ export interface Database {
   messages: MessagesTable;
   message_folders: MessageFoldersTable;
   message_keywords: MessageKeywordsTable;
+  mailbox_message_counts: MailboxMessageCountsTable;
+  thread_folders: ThreadFoldersTable;
   identities: IdentitiesTable;
   incoming_logs: IncomingLogsTable;
   settings: SettingsTable;

@@ -128,7 +128,11 @@ export class MessagesService {
 
   async summaries(rows: MessageRow[]): Promise<Record<string, unknown>[]> {
     const vc = await this.viewContext();
-    const folderIds = await this.ctx.store.messages.folderIdsOf(rows.map((r) => r.id));
+    // Summary rows from messageQuery carry their folder ids; other rows need a lookup.
+    const carried = rows as (MessageRow & { folder_ids_csv?: string | null })[];
+    const folderIds = carried.every((r) => r.folder_ids_csv !== undefined)
+      ? new Map(carried.map((r) => [r.id, r.folder_ids_csv ? r.folder_ids_csv.split(',').sort() : []]))
+      : await this.ctx.store.messages.folderIdsOf(rows.map((r) => r.id));
     return rows.map((r) => summaryView(r, folderIds.get(r.id) ?? [], vc));
   }
 

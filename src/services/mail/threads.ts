@@ -2,7 +2,7 @@
 // get (with message ids in order), the thread's messages, and its clean content paged.
 import { decodeCursor, encodeCursor } from '../../core/cursor.ts';
 import { notFound } from '../../core/errors.ts';
-import type { MessageFilter, MessageRow, ThreadRow } from '../../store/index.ts';
+import type { MessageFilter, ThreadRow } from '../../store/index.ts';
 import type { ServiceContext } from '../context.ts';
 import { etagOf } from '../etag.ts';
 import type { ContentOptions, MessagesService } from './messages.ts';
@@ -20,7 +20,7 @@ export class ThreadsService {
     this.messages = messages;
   }
 
-  private participants(rows: MessageRow[]): Address[] {
+  private participants(rows: { addresses: string }[]): Address[] {
     const seen = new Map<string, Address>();
     for (const r of rows) {
       const a = JSON.parse(r.addresses) as StoredAddresses;
@@ -32,28 +32,33 @@ export class ThreadsService {
     return [...seen.values()];
   }
 
+  /** Newest PARTICIPANT_SCAN_MAX messages (addresses only) of each thread, newest first. */
+  private async newest(threadIds: string[]): Promise<Map<string, { id: string; addresses: string }[]>> {
+    const out = new Map<string, { id: string; addresses: string }[]>();
+    for (const r of await this.ctx.store.messages.newestInThreads(threadIds, PARTICIPANT_SCAN_MAX)) out.set(r.thread_id, [...(out.get(r.thread_id) ?? []), r]);
+    return out;
+  }
+
   /**
-   * Summaries of a page of threads with bounded work however long a thread is: counts and folders
-   * are aggregated in SQL; the last message and the participants come from the newest
-   * PARTICIPANT_SCAN_MAX messages of each thread.
+   * Summaries of a page of threads with bounded work however long a thread is: counts come from
+   * the thread row and folders from thread_folders (counters kept by every write); the last message
+   * and the participants from the newest PARTICIPANT_SCAN_MAX messages of each thread.
    */
   private async summaries(threads: ThreadRow[], states: { thread_state: string; email_state: string }) {
     const ids = threads.map((t) => t.id);
-    const [stats, folders] = await Promise.all([this.ctx.store.messages.threadStats(ids), this.ctx.store.messages.threadFolders(ids)]);
-    const recent = new Map<string, MessageRow[]>();
-    for (const t of threads) recent.set(t.id, await this.ctx.store.messages.latestInThread(t.id, PARTICIPANT_SCAN_MAX));
-    const lasts = threads.map((t) => recent.get(t.id)?.[0]).filter((r): r is MessageRow => r !== undefined);
-    const lastViews = new Map((await this.messages.summaries(lasts)).map((v) => [v.id as string, v]));
+    const [folders, recent] = await Promise.all([this.ctx.store.messages.threadFolders(ids), this.newest(ids)]);
+    const lastIds = threads.map((t) => recent.get(t.id)?.[0]?.id).filter((id): id is string => id !== undefined);
+    const lastRows = threads.length > 0 ? await this.ctx.store.messageQuery.summariesByIds(threads[0]!.mailbox_id, lastIds) : [];
+    const lastViews = new Map((await this.messages.summaries(lastRows)).map((v) => [v.id as string, v]));
     return threads.map((thread) => {
       const newest = recent.get(thread.id) ?? [];
-      const st = stats.get(thread.id) ?? { count: 0, unread: 0, attachments: false };
       const last = newest[0];
       return {
         id: thread.id,
         subject: thread.subject,
-        message_count: st.count,
-        unread_count: st.unread,
-        has_attachments: st.attachments,
+        message_count: Number(thread.message_count),
+        unread_count: Number(thread.unread_count),
+        has_attachments: Number(thread.attachment_count) > 0,
         folder_ids: folders.get(thread.id) ?? [],
         participants: this.participants([...newest].reverse()),
         last_message: last ? (lastViews.get(last.id) ?? null) : null,
@@ -126,7 +131,7 @@ export class ThreadsService {
     const emailState = await stateOf(this.ctx.store, mailboxId, 'message');
     const items = [];
     for (const r of page) items.push(await this.messages.contentOf(r, o, emailState));
-    const newest = await this.ctx.store.messages.latestInThread(t.id, PARTICIPANT_SCAN_MAX);
+    const newest = (await this.newest([t.id])).get(t.id) ?? [];
     const last = page[page.length - 1];
     return {
       items,

@@ -11,6 +11,7 @@ import { migration005 } from './005-webhooks.ts';
 import { migration006 } from './006-send.ts';
 import { migration007 } from './007-uploads.ts';
 import { migration008 } from './008-inline-blobs.ts';
+import { migration009 } from './009-query-speed.ts';
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {
   const all: Record<string, (db: Kysely<any>, dialect: Dialect) => Promise<void>> = {
@@ -22,6 +23,7 @@ export function migrationProvider(dialect: Dialect): MigrationProvider {
     '006-send': migration006,
     '007-uploads': migration007,
     '008-inline-blobs': migration008,
+    '009-query-speed': migration009,
   };
   return {
     async getMigrations(): Promise<Record<string, Migration>> {

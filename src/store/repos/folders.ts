@@ -14,8 +14,8 @@ export class FoldersRepo {
     this.changes = new ChangesRepo(ctx);
   }
 
-  async insert(row: FolderRow): Promise<void> {
-    await this.ctx.db.insertInto('folders').values(row).execute();
+  async insert(row: Omit<FolderRow, 'total_messages' | 'unread_messages'>): Promise<void> {
+    await this.ctx.db.insertInto('folders').values({ ...row, total_messages: 0, unread_messages: 0 }).execute();
     await this.changes.append({ mailboxId: row.mailbox_id, type: 'folder', objectId: row.id, kind: 'created' });
   }
 
@@ -63,16 +63,12 @@ export class FoldersRepo {
     return Number(row.next_uid) - count;
   }
 
+  /** Total and unread messages per folder: counters kept by every message write (messages.ts). */
   async counts(folderIds: string[]): Promise<Map<string, { total: number; unread: number }>> {
     const out = new Map<string, { total: number; unread: number }>();
     if (folderIds.length === 0) return out;
-    const rows = await this.ctx.db
-      .selectFrom('message_folders')
-      .select((eb) => ['folder_id', eb.fn.countAll<number>().as('total'), eb.fn.sum<number>(eb.case().when('seen', '=', 0).then(1).else(0).end()).as('unread')])
-      .where('folder_id', 'in', folderIds)
-      .groupBy('folder_id')
-      .execute();
-    for (const r of rows) out.set(r.folder_id, { total: Number(r.total), unread: Number(r.unread ?? 0) });
+    const rows = await this.ctx.db.selectFrom('folders').select(['id', 'total_messages', 'unread_messages']).where('id', 'in', folderIds).execute();
+    for (const r of rows) out.set(r.id, { total: Number(r.total_messages), unread: Number(r.unread_messages) });
     return out;
   }
 

@@ -64,6 +64,44 @@ export function searchWords(q: string): string[] {
     .slice(0, 32);
 }
 
+/**
+ * SQLite: a message's rowid (also its full-text rowid) is its search key: the 10 ms slice of its
+ * received_at since 1970 (clamped) times SEARCH_KEY_SLOTS, plus a free slot in that slice. Keys
+ * stay below 2^53 (exact JS numbers) until 2144. Key order is received order between slices and
+ * arbitrary inside one, so a search reads matches in key order, then sorts the last slice it
+ * touched exactly. The epoch is 1970, not a recent year, so mail imported with old receipt dates
+ * spreads over its own slices instead of crowding the first one (a slice holds 16,384 messages
+ * across the whole store; one more in the same 10 ms is refused).
+ */
+export const SEARCH_KEY_SLOTS = 16_384;
+const SEARCH_KEY_EPOCH_MS = 0;
+const SEARCH_KEY_SLICE_MS = 10;
+const SEARCH_KEY_SLICES_MAX = Math.floor(2 ** 53 / SEARCH_KEY_SLOTS) - 1;
+
+/** The first search key of the slice `receivedAt` falls in. */
+export function searchKeyFloor(receivedAt: string): number {
+  const slice = Math.floor((Date.parse(receivedAt) - SEARCH_KEY_EPOCH_MS) / SEARCH_KEY_SLICE_MS);
+  return Math.min(Math.max(Number.isFinite(slice) ? slice : 0, 0), SEARCH_KEY_SLICES_MAX) * SEARCH_KEY_SLOTS;
+}
+
+/** Rows read past a search page to see whether its last slice is complete. */
+const SEARCH_SLICE_SLACK = 8;
+
+function sliceOf(key: number): number {
+  return Math.floor(key / SEARCH_KEY_SLOTS);
+}
+
+/** The full-text index's mailbox column holds this one token, so a search reads one mailbox's matches. */
+export function mailboxSearchToken(mailboxId: string): string {
+  return mailboxId.toLowerCase().replace(/[^a-z0-9]/g, '');
+}
+
+/** An FTS5 query: every word in the text columns, and the mailbox's token in its column. */
+function ftsMatch(words: string[], mailboxId: string): string {
+  const phrases = words.map((w) => `"${w.replace(/"/g, '""')}"`).join(' AND ');
+  return `mbx : "${mailboxSearchToken(mailboxId)}" AND {subject addresses body} : (${phrases})`;
+}
+
 function escapeLike(s: string): string {
   return s.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
@@ -84,7 +122,8 @@ export class MessageQuery {
     return sql<boolean>`${ref} LIKE ${pattern} ESCAPE '\\'`;
   }
 
-  apply(query: Q, f: MessageFilter): Q {
+  /** Adds the filter's conditions; `ftsJoined`: the query already reads messages_fts (SQLite search path). */
+  apply(query: Q, f: MessageFilter, ftsJoined = false): Q {
     let q = query.where('messages.mailbox_id', '=', f.mailboxId);
     if (f.threadId !== undefined) q = q.where('messages.thread_id', '=', f.threadId);
     if (f.ids !== undefined) q = q.where('messages.id', 'in', f.ids.length > 0 ? f.ids : ['']);
@@ -100,8 +139,7 @@ export class MessageQuery {
         const tsq = words.map((w) => w.replace(/'/g, "''")).join(' & ');
         q = q.where(sql<boolean>`messages.search @@ to_tsquery('simple', ${tsq})`);
       } else {
-        const match = words.map((w) => `"${w.replace(/"/g, '""')}"`).join(' ');
-        q = q.where(sql<boolean>`messages.rowid IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ${match})`);
+        if (!ftsJoined) q = q.where(sql<boolean>`messages.rowid IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ${ftsMatch(words, f.mailboxId)})`);
       }
     }
     const text: [keyof MessageFilter, 'from_sort' | 'to_sort' | 'cc_text' | 'bcc_text' | 'subject_sort' | 'text_body'][] = [
@@ -142,20 +180,25 @@ export class MessageQuery {
     return q;
   }
 
+  /** Summary rows carry their folder ids (folder_ids_csv): no second query per page. */
+  private select(columns: 'summary' | 'full', base = this.ctx.db.selectFrom('messages')): Q {
+    if (columns === 'full') return base.selectAll('messages') as unknown as Q;
+    const folders =
+      this.ctx.dialect === 'postgres'
+        ? sql<string | null>`(SELECT string_agg(mf.folder_id, ',' ORDER BY mf.folder_id) FROM message_folders mf WHERE mf.message_id = messages.id)`
+        : sql<string | null>`(SELECT group_concat(mf.folder_id, ',') FROM message_folders mf WHERE mf.message_id = messages.id)`;
+    return base.select([...SUMMARY_COLUMNS.map((c) => `messages.${c}` as const), folders.as('folder_ids_csv')]) as unknown as Q;
+  }
+
   /**
    * A page of messages in sort order. `summary` rows leave out the bodies and the stored header
    * and IMAP structures (most of a row's bytes); `full` rows have everything.
    */
   async list(f: MessageFilter, sort: MessageSort, limit: number, after: { v: string | number; id: string } | null, columns: 'summary' | 'full' = 'summary'): Promise<MessageRow[]> {
+    if (this.ctx.dialect === 'sqlite' && f.q !== undefined && sort.by === 'received_at' && searchWords(f.q).length > 0) return this.searchByKey(f, sort.direction, limit, after, columns);
     const column = SORT_COLUMNS[sort.by];
-    const base = this.ctx.db.selectFrom('messages');
-    const selected = columns === 'full' ? base.selectAll('messages') : base.select(SUMMARY_COLUMNS.map((c) => `messages.${c}` as const));
-    let q = this.apply(selected as unknown as Q, f);
-    if (after) {
-      const cmp = sort.direction === 'desc' ? '<' : '>';
-      const v = column === 'size_bytes' ? Number(after.v) : String(after.v);
-      q = q.where((eb) => eb.or([eb(`messages.${column}`, cmp, v), eb.and([eb(`messages.${column}`, '=', v), eb('messages.id', cmp, after.id)])]));
-    }
+    let q = this.apply(this.select(columns), f);
+    if (after) q = this.afterCursor(q, column, sort.direction, after);
     return (await q
       .orderBy(`messages.${column}`, sort.direction)
       .orderBy('messages.id', sort.direction)
@@ -163,7 +206,78 @@ export class MessageQuery {
       .execute()) as unknown as MessageRow[];
   }
 
+  /** Summary rows of these messages of a mailbox, in no particular order (no sort: an id lookup each). */
+  async summariesByIds(mailboxId: string, ids: string[]): Promise<MessageRow[]> {
+    if (ids.length === 0) return [];
+    // The mailbox is checked here, not in SQL: with both, SQLite may walk the mailbox's index instead of the ids.
+    const rows = (await this.select('summary').where('messages.id', 'in', ids).execute()) as unknown as MessageRow[];
+    return rows.filter((r) => r.mailbox_id === mailboxId);
+  }
+
+  private afterCursor(q: Q, column: (typeof SORT_COLUMNS)[SortBy], direction: 'asc' | 'desc', after: { v: string | number; id: string }): Q {
+    const cmp = direction === 'desc' ? '<' : '>';
+    const v = column === 'size_bytes' ? Number(after.v) : String(after.v);
+    return q.where((eb) => eb.or([eb(`messages.${column}`, cmp, v), eb.and([eb(`messages.${column}`, '=', v), eb('messages.id', cmp, after.id)])]));
+  }
+
+  /**
+   * SQLite search sorted by received_at: reads the full-text matches in search-key order (received
+   * order between 10 ms slices) and stops after a page, instead of sorting every match. The rest of
+   * the last slice read is fetched too, then the rows are sorted exactly by (received_at, id).
+   */
+  private async searchByKey(f: MessageFilter, direction: 'asc' | 'desc', limit: number, after: { v: string | number; id: string } | null, columns: 'summary' | 'full'): Promise<MessageRow[]> {
+    const match = ftsMatch(searchWords(f.q!), f.mailboxId);
+    const desc = direction === 'desc';
+    const read = async (lo: number | null, hi: number | null, max: number | null): Promise<(MessageRow & { search_key: number })[]> => {
+      const fts = this.ctx.db.selectFrom(sql`messages_fts`.as('messages_fts') as never).crossJoin('messages') as unknown as SelectQueryBuilder<Database, 'messages', object>;
+      let q = (this.apply(this.select(columns, fts as never), f, true).select(sql<number>`messages.rowid`.as('search_key')) as unknown as Q)
+        .where(sql<boolean>`messages.rowid = messages_fts.rowid`)
+        .where(sql<boolean>`messages_fts MATCH ${match}`);
+      // Bound as integers: FTS5 ignores a rowid bound given as a (float) JS number and reads every match.
+      if (lo !== null) q = q.where(sql<boolean>`messages_fts.rowid >= ${BigInt(lo)}`);
+      if (hi !== null) q = q.where(sql<boolean>`messages_fts.rowid < ${BigInt(hi)}`);
+      if (after) q = this.afterCursor(q, 'received_at', direction, after);
+      q = q.orderBy(sql`messages_fts.rowid`, direction);
+      if (max !== null) q = q.limit(max);
+      return (await q.execute()) as unknown as (MessageRow & { search_key: number })[];
+    };
+    // The cursor's slice and beyond (the exact cursor condition is applied too).
+    const bound = after ? searchKeyFloor(String(after.v)) : null;
+    // A few rows past the page: when they reach another slice, the page's last slice is complete
+    // and no second read is needed (the usual case).
+    const max = limit + 1 + SEARCH_SLICE_SLACK;
+    const first = await read(desc ? null : bound, desc && bound !== null ? bound + SEARCH_KEY_SLOTS : null, max);
+    let rows = first;
+    const lastKey = first[first.length - 1]?.search_key;
+    if (first.length === max && lastKey !== undefined && sliceOf(lastKey) === sliceOf(first[limit]!.search_key)) {
+      const slice = sliceOf(lastKey) * SEARCH_KEY_SLOTS;
+      rows = rows.concat(desc ? await read(slice, lastKey, null) : await read(lastKey + 1, slice + SEARCH_KEY_SLOTS, null));
+    }
+    const sign = desc ? -1 : 1;
+    rows.sort((a, b) => sign * (a.received_at < b.received_at ? -1 : a.received_at > b.received_at ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return rows.slice(0, limit + 1).map(({ search_key: _, ...row }) => row as MessageRow);
+  }
+
+  /**
+   * Exact counts: from the counters kept by every write (messages.ts) when the filter is at most a
+   * folder and the unread flag, else count(*) over the filter.
+   */
   async count(f: MessageFilter): Promise<number> {
+    const { mailboxId, folderId, isUnread, ...rest } = f;
+    if (Object.values(rest).every((v) => v === undefined)) {
+      const c =
+        folderId !== undefined
+          ? await this.ctx.db.selectFrom('folders').select(['total_messages as total', 'unread_messages as unread']).where('id', '=', folderId).where('mailbox_id', '=', mailboxId).executeTakeFirst()
+          : await this.ctx.db.selectFrom('mailbox_message_counts').select(['total', 'unread']).where('mailbox_id', '=', mailboxId).executeTakeFirst();
+      const total = Number(c?.total ?? 0);
+      const unread = Number(c?.unread ?? 0);
+      return isUnread === undefined ? total : isUnread ? unread : total - unread;
+    }
+    return this.countAll(f);
+  }
+
+  /** count(*) over the filter (the counters' reference in tests). */
+  async countAll(f: MessageFilter): Promise<number> {
     const q = this.apply(this.ctx.db.selectFrom('messages') as unknown as Q, f);
     const r = await q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
     return Number((r as { n: number }).n);

@@ -1,10 +1,11 @@
 // Messages: the index rows of stored mail, their folder membership (with IMAP UIDs), keywords and
-// full-text entries. Every write appends to the change log in the caller's transaction.
+// full-text entries. Every write appends to the change log in the caller's transaction, and keeps
+// the counters (folders, mailbox_message_counts, threads, thread_folders) exact.
 import { sql } from 'kysely';
 import type { MessagesTable } from '../schema.ts';
 import type { RepoContext } from './common.ts';
 import { ChangesRepo } from './changes.ts';
-import { foldForSearch } from './message-query.ts';
+import { foldForSearch, mailboxSearchToken, SEARCH_KEY_SLOTS, searchKeyFloor } from './message-query.ts';
 
 export type MessageRow = MessagesTable;
 
@@ -43,8 +44,14 @@ export class MessagesRepo {
         .values({ ...row, search: sql`setweight(to_tsvector('simple', ${search.subject}), 'A') || to_tsvector('simple', ${doc})` } as unknown as MessageRow)
         .execute();
     } else {
-      const r = await db.insertInto('messages').values(row).returning(sql<number>`rowid`.as('rowid')).executeTakeFirstOrThrow();
-      await sql`INSERT INTO messages_fts(rowid, subject, addresses, body) VALUES (${r.rowid}, ${search.subject}, ${search.addresses}, ${search.body})`.execute(db);
+      // The rowid is the search key: a free slot in the 10 ms slice of received_at (message-query.ts).
+      const floor = searchKeyFloor(row.received_at);
+      // Keys are bound as integers (a JS number is bound as a float).
+      const top = (await sql<{ k: number | null }>`SELECT max(rowid) AS k FROM messages WHERE rowid >= ${BigInt(floor)} AND rowid < ${BigInt(floor + SEARCH_KEY_SLOTS)}`.execute(db)).rows[0]?.k ?? null;
+      const key = top === null ? floor : Number(top) + 1;
+      if (key >= floor + SEARCH_KEY_SLOTS) throw new Error(`more than ${SEARCH_KEY_SLOTS} messages received in one 10 ms slice`);
+      await db.insertInto('messages').values({ ...row, rowid: BigInt(key) } as unknown as MessageRow).execute();
+      await sql`INSERT INTO messages_fts(rowid, mbx, subject, addresses, body) VALUES (${BigInt(key)}, ${mailboxSearchToken(row.mailbox_id)}, ${search.subject}, ${search.addresses}, ${search.body})`.execute(db);
     }
     for (const folderId of m.folderIds) {
       await db
@@ -56,6 +63,60 @@ export class MessagesRepo {
     if (keywords.length > 0) {
       await db.insertInto('message_keywords').values(keywords.map((keyword) => ({ message_id: row.id, mailbox_id: row.mailbox_id, keyword }))).execute();
     }
+    const unread = row.seen === 1 ? 0 : 1;
+    if (this.ctx.dialect === 'postgres' && m.folderIds.length > 0) {
+      // Every counter in one statement: one round trip per message instead of four.
+      await sql`WITH f AS (
+          UPDATE folders SET total_messages = total_messages + 1, unread_messages = unread_messages + ${unread} WHERE id IN (${sql.join(m.folderIds)}) RETURNING id
+        ), tf AS (
+          INSERT INTO thread_folders (thread_id, folder_id, mailbox_id, n) SELECT ${row.thread_id}, f.id, ${row.mailbox_id}, 1 FROM f
+          ON CONFLICT (thread_id, folder_id) DO UPDATE SET n = thread_folders.n + 1 RETURNING 1
+        ), mc AS (
+          INSERT INTO mailbox_message_counts (mailbox_id, total, unread) VALUES (${row.mailbox_id}, 1, ${unread})
+          ON CONFLICT (mailbox_id) DO UPDATE SET total = mailbox_message_counts.total + 1, unread = mailbox_message_counts.unread + EXCLUDED.unread RETURNING 1
+        )
+        UPDATE threads SET message_count = message_count + 1, unread_count = unread_count + ${unread}, attachment_count = attachment_count + ${row.has_attachments === 1 ? 1 : 0}
+        WHERE id = ${row.thread_id}`.execute(db);
+      return;
+    }
+    await this.countFolders(row, m.folderIds, 1, unread);
+    await db
+      .insertInto('mailbox_message_counts')
+      .values({ mailbox_id: row.mailbox_id, total: 1, unread })
+      .onConflict((oc) => oc.column('mailbox_id').doUpdateSet((eb) => ({ total: eb('mailbox_message_counts.total', '+', 1), unread: eb('mailbox_message_counts.unread', '+', unread) })))
+      .execute();
+    await db
+      .updateTable('threads')
+      .set((eb) => ({ message_count: eb('message_count', '+', 1), unread_count: eb('unread_count', '+', unread), attachment_count: eb('attachment_count', '+', row.has_attachments === 1 ? 1 : 0) }))
+      .where('id', '=', row.thread_id)
+      .execute();
+  }
+
+  /** A message enters (+1) or leaves (-1) these folders: the folders' and its thread's per-folder counters. */
+  private async countFolders(row: Pick<MessageRow, 'id' | 'thread_id' | 'mailbox_id'>, folderIds: string[], delta: 1 | -1, unread: number): Promise<void> {
+    const db = this.ctx.db;
+    for (const folderId of folderIds) {
+      await db
+        .updateTable('folders')
+        .set((eb) => ({ total_messages: eb('total_messages', '+', delta), unread_messages: eb('unread_messages', '+', delta * unread) }))
+        .where('id', '=', folderId)
+        .execute();
+      if (delta === 1) {
+        await db
+          .insertInto('thread_folders')
+          .values({ thread_id: row.thread_id, folder_id: folderId, mailbox_id: row.mailbox_id, n: 1 })
+          .onConflict((oc) => oc.columns(['thread_id', 'folder_id']).doUpdateSet((eb) => ({ n: eb('thread_folders.n', '+', 1) })))
+          .execute();
+      } else {
+        await db.updateTable('thread_folders').set((eb) => ({ n: eb('n', '-', 1) })).where('thread_id', '=', row.thread_id).where('folder_id', '=', folderId).execute();
+        await db.deleteFrom('thread_folders').where('thread_id', '=', row.thread_id).where('folder_id', '=', folderId).where('n', '<=', 0).execute();
+      }
+    }
+  }
+
+  /** The flags the counters depend on, as stored now (the caller's row may be older). */
+  private async current(id: string): Promise<Pick<MessageRow, 'id' | 'thread_id' | 'mailbox_id' | 'seen' | 'has_attachments'> | undefined> {
+    return this.ctx.db.selectFrom('messages').select(['id', 'thread_id', 'mailbox_id', 'seen', 'has_attachments']).where('id', '=', id).executeTakeFirst();
   }
 
   async get(id: string): Promise<MessageRow | undefined> {
@@ -64,7 +125,9 @@ export class MessagesRepo {
 
   async getMany(mailboxId: string, ids: string[]): Promise<MessageRow[]> {
     if (ids.length === 0) return [];
-    return this.ctx.db.selectFrom('messages').selectAll().where('mailbox_id', '=', mailboxId).where('id', 'in', ids).execute();
+    // The mailbox is checked here, not in SQL: with both, SQLite may walk the mailbox's index instead of the ids.
+    const rows = await this.ctx.db.selectFrom('messages').selectAll().where('id', 'in', ids).execute();
+    return rows.filter((r) => r.mailbox_id === mailboxId);
   }
 
   async byRfcMessageIds(mailboxId: string, rfcIds: string[]): Promise<{ id: string; thread_id: string; rfc_message_id: string | null }[]> {
@@ -99,6 +162,8 @@ export class MessagesRepo {
     if (added.length > 0) await db.insertInto('message_keywords').values(added.map((keyword) => ({ message_id: row.id, mailbox_id: row.mailbox_id, keyword }))).execute();
     if (removed.length > 0) await db.deleteFrom('message_keywords').where('message_id', '=', row.id).where('keyword', 'in', removed).execute();
     const seen = after.has('$seen') ? 1 : 0;
+    // The counters move from the stored flag, whatever the caller's row says.
+    const storedSeen = (await this.current(row.id))?.seen ?? row.seen;
     const changeId = await this.changes.append({ mailboxId: row.mailbox_id, type: 'message', objectId: row.id, kind: 'updated' });
     await db
       .updateTable('messages')
@@ -113,7 +178,17 @@ export class MessagesRepo {
       })
       .where('id', '=', row.id)
       .execute();
-    if (seen !== row.seen) await db.updateTable('message_folders').set({ seen }).where('message_id', '=', row.id).execute();
+    if (seen !== storedSeen) {
+      await db.updateTable('message_folders').set({ seen }).where('message_id', '=', row.id).execute();
+      const d = seen === 1 ? -1 : 1;
+      await db
+        .updateTable('folders')
+        .set((eb) => ({ unread_messages: eb('unread_messages', '+', d) }))
+        .where('id', 'in', (eb) => eb.selectFrom('message_folders').select('folder_id').where('message_id', '=', row.id))
+        .execute();
+      await db.updateTable('mailbox_message_counts').set((eb) => ({ unread: eb('unread', '+', d) })).where('mailbox_id', '=', row.mailbox_id).execute();
+      await db.updateTable('threads').set((eb) => ({ unread_count: eb('unread_count', '+', d) })).where('id', '=', row.thread_id).execute();
+    }
     return changeId;
   }
 
@@ -124,14 +199,17 @@ export class MessagesRepo {
     const keep = new Set(folderIds);
     const have = new Set(current.map((c) => c.folder_id));
     const leaving = current.filter((c) => !keep.has(c.folder_id)).map((c) => c.folder_id);
+    const entering = folderIds.filter((folderId) => !have.has(folderId));
+    const flags = (await this.current(row.id)) ?? row;
     if (leaving.length > 0) await db.deleteFrom('message_folders').where('message_id', '=', row.id).where('folder_id', 'in', leaving).execute();
-    for (const folderId of folderIds) {
-      if (have.has(folderId)) continue;
+    for (const folderId of entering) {
       await db
         .insertInto('message_folders')
-        .values({ message_id: row.id, folder_id: folderId, mailbox_id: row.mailbox_id, uid: uids.get(folderId) ?? 0, received_at: row.received_at, seen: row.seen })
+        .values({ message_id: row.id, folder_id: folderId, mailbox_id: row.mailbox_id, uid: uids.get(folderId) ?? 0, received_at: row.received_at, seen: flags.seen })
         .execute();
     }
+    await this.countFolders(flags, leaving, -1, flags.seen === 1 ? 0 : 1);
+    await this.countFolders(flags, entering, 1, flags.seen === 1 ? 0 : 1);
     const changeId = await this.changes.append({ mailboxId: row.mailbox_id, type: 'message', objectId: row.id, kind: 'updated' });
     await db.updateTable('messages').set({ modseq: changeId, updated_at: updatedAt }).where('id', '=', row.id).execute();
   }
@@ -139,6 +217,19 @@ export class MessagesRepo {
   /** Destroys the index row and everything hanging off it; the caller decides about the blob. */
   async destroy(row: MessageRow): Promise<void> {
     const db = this.ctx.db;
+    const cur = await this.current(row.id);
+    if (cur) {
+      const unread = cur.seen === 1 ? 0 : 1;
+      await this.countFolders(cur, (await this.memberships(row.id)).map((m) => m.folder_id), -1, unread);
+      await db.updateTable('mailbox_message_counts').set((eb) => ({ total: eb('total', '-', 1), unread: eb('unread', '-', unread) })).where('mailbox_id', '=', cur.mailbox_id).execute();
+      // An empty mailbox has no row (a missing row counts zero): a purged mailbox leaves nothing behind.
+      await db.deleteFrom('mailbox_message_counts').where('mailbox_id', '=', cur.mailbox_id).where('total', '<=', 0).execute();
+      await db
+        .updateTable('threads')
+        .set((eb) => ({ message_count: eb('message_count', '-', 1), unread_count: eb('unread_count', '-', unread), attachment_count: eb('attachment_count', '-', cur.has_attachments === 1 ? 1 : 0) }))
+        .where('id', '=', cur.thread_id)
+        .execute();
+    }
     if (this.ctx.dialect === 'sqlite') {
       await sql`DELETE FROM messages_fts WHERE rowid = (SELECT rowid FROM messages WHERE id = ${row.id})`.execute(db);
     }
@@ -157,43 +248,32 @@ export class MessagesRepo {
     return this.ctx.db.selectFrom('messages').selectAll().where('mailbox_id', '=', mailboxId).limit(limit).execute();
   }
 
-  /** Per thread: message count, unread count, whether any message has attachments (aggregated in SQL). */
-  async threadStats(threadIds: string[]): Promise<Map<string, { count: number; unread: number; attachments: boolean }>> {
-    const out = new Map<string, { count: number; unread: number; attachments: boolean }>();
-    if (threadIds.length === 0) return out;
-    const rows = await this.ctx.db
-      .selectFrom('messages')
-      .select((eb) => [
-        'thread_id',
-        eb.fn.countAll<number>().as('n'),
-        eb.fn.sum<number>(eb.case().when('seen', '=', 0).then(1).else(0).end()).as('unread'),
-        eb.fn.max('has_attachments').as('att'),
-      ])
-      .where('thread_id', 'in', threadIds)
-      .groupBy('thread_id')
-      .execute();
-    for (const r of rows) out.set(r.thread_id, { count: Number(r.n), unread: Number(r.unread ?? 0), attachments: Number(r.att ?? 0) === 1 });
-    return out;
+  /**
+   * The newest `max` messages of each thread (id, received_at, addresses), newest first: one
+   * statement, an index range of at most `max` rows per thread however long the thread is.
+   */
+  async newestInThreads(threadIds: string[], max: number): Promise<{ thread_id: string; id: string; received_at: string; addresses: string }[]> {
+    if (threadIds.length === 0) return [];
+    const rows =
+      this.ctx.dialect === 'postgres'
+        ? await sql<{ thread_id: string; id: string; received_at: string; addresses: string }>`
+            SELECT x.thread_id, x.id, x.received_at, x.addresses FROM threads t CROSS JOIN LATERAL (
+              SELECT y.thread_id, y.id, y.received_at, y.addresses FROM messages y WHERE y.thread_id = t.id ORDER BY y.received_at DESC, y.id DESC LIMIT ${max}) x
+            WHERE t.id IN (${sql.join(threadIds)})`.execute(this.ctx.db)
+        : await sql<{ thread_id: string; id: string; received_at: string; addresses: string }>`
+            SELECT x.thread_id, x.id, x.received_at, x.addresses FROM threads t JOIN messages x
+              ON x.id IN (SELECT y.id FROM messages y WHERE y.thread_id = t.id ORDER BY y.received_at DESC, y.id DESC LIMIT ${max})
+            WHERE t.id IN (${sql.join(threadIds)})`.execute(this.ctx.db);
+    return rows.rows.sort((a, b) => (a.received_at === b.received_at ? (a.id < b.id ? 1 : -1) : a.received_at < b.received_at ? 1 : -1));
   }
 
-  /** The folders any message of each thread is in. */
+  /** The folders any message of each thread is in (thread_folders, kept by every write). */
   async threadFolders(threadIds: string[]): Promise<Map<string, string[]>> {
     const out = new Map<string, string[]>();
     if (threadIds.length === 0) return out;
-    const rows = await this.ctx.db
-      .selectFrom('message_folders')
-      .innerJoin('messages', 'messages.id', 'message_folders.message_id')
-      .select(['messages.thread_id as thread_id', 'message_folders.folder_id as folder_id'])
-      .distinct()
-      .where('messages.thread_id', 'in', threadIds)
-      .execute();
+    const rows = await this.ctx.db.selectFrom('thread_folders').select(['thread_id', 'folder_id']).where('thread_id', 'in', threadIds).orderBy('thread_id').orderBy('folder_id').execute();
     for (const r of rows) out.set(r.thread_id, [...(out.get(r.thread_id) ?? []), r.folder_id]);
     return out;
-  }
-
-  /** The newest messages of a thread, newest first, at most `limit`. */
-  async latestInThread(threadId: string, limit: number): Promise<MessageRow[]> {
-    return this.ctx.db.selectFrom('messages').selectAll().where('thread_id', '=', threadId).orderBy('received_at', 'desc').orderBy('id', 'desc').limit(limit).execute();
   }
 
   /** Ids and versions of a thread's messages in order (ids only, however long the thread). */

@@ -16,8 +16,9 @@ export class ThreadsRepo {
     this.changes = new ChangesRepo(ctx);
   }
 
-  async insert(row: ThreadRow): Promise<void> {
-    await this.ctx.db.insertInto('threads').values(row).execute();
+  /** A new thread; its counters start at zero and move with each message written (messages.ts). */
+  async insert(row: Omit<ThreadRow, 'message_count' | 'unread_count' | 'attachment_count'>): Promise<void> {
+    await this.ctx.db.insertInto('threads').values({ ...row, message_count: 0, unread_count: 0, attachment_count: 0 }).execute();
     await this.changes.append({ mailboxId: row.mailbox_id, type: 'thread', objectId: row.id, kind: 'created' });
   }
 
