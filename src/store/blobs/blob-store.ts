@@ -9,9 +9,9 @@ export interface BlobRef {
 export interface StagedBlob extends BlobRef {
   readonly staged: true;
   /**
-   * Bytes the database keeps (PostgreSQL always; SQLite for small blobs): the transaction that
-   * refers to the blob writes them itself with `tx.blobRows.insert`, and sync() leaves them alone.
-   * Null for a blob that lives in a file.
+   * Bytes the transaction that refers to the blob writes itself, with `tx.blobRows.insert` (SQLite,
+   * for small blobs: they live in the database file); sync() leaves them alone. Null for a blob
+   * that sync() makes durable (a file, or a PostgreSQL row inserted before the transaction).
    */
   readonly inline: Buffer | null;
 }

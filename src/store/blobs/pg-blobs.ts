@@ -1,10 +1,19 @@
 // Blobs in a PostgreSQL table, so several stateless processes share them. Durable on commit.
-// A staged blob is written by the transaction that refers to it (tx.blobRows.insert): the bytes
-// and the message rows commit together.
+// A batch of staged blobs is inserted by sync(), in one statement of its own, before the
+// transaction that refers to them: PostgreSQL write transactions are serialised by the write-order
+// lock (repos/common.ts), and writing the bytes inside them made the serialised part of every
+// ingest batch longer (3,000-message receive bench: 77 msg/s inside, 129 outside).
 import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Database } from '../schema.ts';
 import { assertDigest, PendingBlobs, type BlobRef, type BlobStore, type StagedBlob } from './blob-store.ts';
+
+interface PgStaged extends StagedBlob {
+  data: Buffer;
+}
+
+/** Blobs per INSERT statement (bounds one statement's size). */
+const INSERT_CHUNK = 32;
 
 export class PgBlobStore implements BlobStore {
   private readonly db: Kysely<Database>;
@@ -23,14 +32,22 @@ export class PgBlobStore implements BlobStore {
     return { sha256, size: data.byteLength };
   }
 
-  /** Staging only hashes: the referring transaction inserts the bytes. */
+  /** Staging only hashes; sync() inserts a whole batch in one statement, before the referring transaction. */
   async stage(data: Uint8Array): Promise<StagedBlob> {
     const sha256 = createHash('sha256').update(data).digest('hex');
     this.pending.add(sha256);
-    return { sha256, size: data.byteLength, staged: true, inline: Buffer.from(data.buffer, data.byteOffset, data.byteLength) };
+    const staged: PgStaged = { sha256, size: data.byteLength, staged: true, inline: null, data: Buffer.from(data.buffer, data.byteOffset, data.byteLength) };
+    return staged;
   }
 
-  async sync(): Promise<void> {}
+  async sync(blobs: StagedBlob[]): Promise<void> {
+    const unique = new Map<string, Buffer>();
+    for (const b of blobs as PgStaged[]) unique.set(b.sha256, b.data);
+    const rows = [...unique].map(([sha256, data]) => ({ sha256, size: data.byteLength, data }));
+    for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+      await this.db.insertInto('blobs').values(rows.slice(i, i + INSERT_CHUNK)).onConflict((oc) => oc.column('sha256').doNothing()).execute();
+    }
+  }
 
   async release(blobs: StagedBlob[]): Promise<void> {
     for (const b of blobs) this.pending.remove(b.sha256);
