@@ -8,7 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { openStore } from '../../src/store/index.ts';
-import { WalFlusher } from '../../src/store/sqlite/group-commit.ts';
+import { Kysely } from 'kysely';
+import { Migrator } from 'kysely/migration';
+import { GroupCommitSqliteDialect, WalFlusher } from '../../src/store/sqlite/group-commit.ts';
+import { migrationProvider } from '../../src/store/migrations/index.ts';
 import { iso } from '../../src/core/clock.ts';
 import { newId } from '../../src/core/ids.ts';
 
@@ -130,6 +133,45 @@ test('the checkpoint worker keeps the WAL bounded while commits go on', async ()
     assert.ok(statSync(walPath).size < 70_000_000);
   } finally {
     await store.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+test('a migration that fails midway leaves the database as it was: SQLite migrations run in one transaction', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'mailmux-gc-'));
+  const path = join(dataDir, 'mailmux.sqlite');
+  try {
+    // A database at 008, as an older Mailmux left it.
+    const file = new SqliteDatabase(path);
+    file.pragma('journal_mode = WAL');
+    const db = new Kysely<Record<string, never>>({ dialect: new GroupCommitSqliteDialect(file, path) });
+    const { error } = await new Migrator({ db, provider: migrationProvider('sqlite') }).migrateTo('008-inline-blobs');
+    assert.equal(error, undefined);
+    await db.destroy();
+    // Something in the way of 009's table copy, after its first steps (new counter columns).
+    const blocker = new SqliteDatabase(path);
+    blocker.exec('CREATE TABLE messages_rekeyed (x)');
+    blocker.close();
+
+    await assert.rejects(openStore({ databaseUrl: null, dataDir }));
+    const look = new SqliteDatabase(path, { readonly: true });
+    try {
+      const names = (look.prepare('SELECT name FROM kysely_migration').all() as { name: string }[]).map((r) => r.name);
+      assert.ok(!names.includes('009-query-speed'));
+      const folderColumns = (look.prepare("SELECT name FROM pragma_table_info('folders')").all() as { name: string }[]).map((r) => r.name);
+      assert.ok(folderColumns.includes('next_uid'));
+      assert.ok(!folderColumns.includes('total_messages'), 'the first steps of 009 were rolled back');
+    } finally {
+      look.close();
+    }
+
+    const unblock = new SqliteDatabase(path);
+    unblock.exec('DROP TABLE messages_rekeyed');
+    unblock.close();
+    const store = await openStore({ databaseUrl: null, dataDir });
+    assert.equal(await store.teams.count(), 0);
+    await store.close();
+  } finally {
     rmSync(dataDir, { recursive: true, force: true });
   }
 });

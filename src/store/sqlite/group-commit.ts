@@ -233,6 +233,15 @@ class GroupCommitAdapter extends SqliteAdapter {
   override get supportsMultipleConnections(): boolean {
     return true;
   }
+  /**
+   * SQLite runs DDL inside transactions; Kysely's adapter says it does not (some statements, such
+   * as VACUUM, cannot), and its Migrator then runs migrations statement by statement. Ours use none
+   * of those, so each start's migrations commit or roll back whole: a crash in the middle of a long
+   * one (009 copies the messages table) leaves the database as it was.
+   */
+  override get supportsTransactionalDdl(): boolean {
+    return true;
+  }
 }
 
 export class GroupCommitSqliteDialect extends SqliteDialect {
