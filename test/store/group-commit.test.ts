@@ -175,3 +175,15 @@ test('a migration that fails midway leaves the database as it was: SQLite migrat
     rmSync(dataDir, { recursive: true, force: true });
   }
 });
+
+test('two first opens of one empty SQLite database at once both succeed (migrations wait at BEGIN IMMEDIATE)', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'mailmux-gc-'));
+  try {
+    const [a, b] = await Promise.all([openStore({ databaseUrl: null, dataDir }), openStore({ databaseUrl: null, dataDir })]);
+    await a.teams.insert({ id: newId('team'), name: 'a', created_at: iso(Date.now()) });
+    assert.equal(await b.teams.count(), 1);
+    await Promise.all([a.close(), b.close()]);
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});

@@ -125,7 +125,15 @@ class Lease implements DatabaseConnection {
   /** After a commit: hand the connection on, count the commit for the checkpointer, wait for the flush. */
   async committed(): Promise<void> {
     // Still holding the connection, outside any transaction: the place SQLite's own checkpoint runs.
-    if (this.checkpointer.takeFinishDue()) pragma(this.db, 'wal_checkpoint(PASSIVE)');
+    // The commit has happened: a failed checkpoint must not turn it into an error (the next
+    // finishing step, or SQLite's own on close, copies the WAL).
+    if (this.checkpointer.takeFinishDue()) {
+      try {
+        pragma(this.db, 'wal_checkpoint(PASSIVE)');
+      } catch {
+        // Nothing to undo; the WAL simply does not start over yet.
+      }
+    }
     this.release();
     this.checkpointer.committed();
     await this.wal.flush();
@@ -199,7 +207,10 @@ class GroupCommitDriver implements Driver {
   async beginTransaction(connection: DatabaseConnection, _settings: TransactionSettings): Promise<void> {
     const lease = connection as Lease;
     lease.inTransaction = true;
-    lease.run(CompiledQuery.raw('begin'));
+    // IMMEDIATE: the write lock is taken at BEGIN. Against another process writing the same file
+    // (the CLI, a second start running migrations) a transaction then waits at BEGIN (busy_timeout)
+    // instead of failing later when it first writes over a snapshot that has moved on.
+    lease.run(CompiledQuery.raw('begin immediate'));
   }
 
   async commitTransaction(connection: DatabaseConnection): Promise<void> {
