@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { Kysely } from 'kysely';
 import type { Database } from '../schema.ts';
 import { assertDigest, PendingBlobs, type BlobRef, type BlobStore, type StagedBlob } from './blob-store.ts';
+import { BlobTable } from './blob-table.ts';
 
 /**
  * Blobs up to this size are kept in the SQLite file. SQLite reads and writes blobs of up to about
@@ -35,12 +36,12 @@ async function fsyncDir(dir: string): Promise<void> {
 
 export class FsBlobStore implements BlobStore {
   private readonly root: string;
-  private readonly db: Kysely<Database> | null;
+  private readonly table: BlobTable | null;
   private readonly inlineMax: number;
   /** root: the blob folder; db: the SQLite database that keeps blobs up to inlineMaxBytes (none: files only). */
   constructor(root: string, db: Kysely<Database> | null = null, inlineMaxBytes = SQLITE_INLINE_BLOB_MAX_BYTES) {
     this.root = root;
-    this.db = db;
+    this.table = db ? new BlobTable(db) : null;
     this.inlineMax = db ? inlineMaxBytes : -1;
   }
 
@@ -56,14 +57,10 @@ export class FsBlobStore implements BlobStore {
   private readonly pending = new PendingBlobs();
 
   async put(data: Uint8Array): Promise<BlobRef> {
-    if (this.db && data.byteLength <= this.inlineMax) {
-      // One autocommit statement: durable when it returns (synchronous=FULL).
+    if (this.table && data.byteLength <= this.inlineMax) {
+      // One autocommit statement: durable when it returns (the driver flushes the WAL first).
       const sha256 = createHash('sha256').update(data).digest('hex');
-      await this.db
-        .insertInto('blobs')
-        .values({ sha256, size: data.byteLength, data: Buffer.from(data.buffer, data.byteOffset, data.byteLength) })
-        .onConflict((oc) => oc.column('sha256').doNothing())
-        .execute();
+      await this.table.insert([{ sha256, data }]);
       return { sha256, size: data.byteLength };
     }
     const staged = await this.stage(data);
@@ -124,15 +121,9 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
-  private async row(sha256: string): Promise<Buffer | null> {
-    if (!this.db) return null;
-    const row = await this.db.selectFrom('blobs').select('data').where('sha256', '=', sha256).executeTakeFirst();
-    return row ? row.data : null;
-  }
-
   async get(sha256: string): Promise<Buffer | null> {
     assertDigest(sha256);
-    const inDb = await this.row(sha256);
+    const inDb = this.table ? await this.table.get(sha256) : null;
     if (inDb) return inDb;
     try {
       return await readFile(this.pathOf(sha256).file);
@@ -145,7 +136,7 @@ export class FsBlobStore implements BlobStore {
   async has(sha256: string): Promise<boolean> {
     // Outside the try: a malformed address is refused, not reported as absent.
     const { file } = this.pathOf(sha256);
-    if (this.db && (await this.db.selectFrom('blobs').select('sha256').where('sha256', '=', sha256).executeTakeFirst())) return true;
+    if (this.table && (await this.table.has(sha256))) return true;
     try {
       await stat(file);
       return true;
@@ -157,7 +148,7 @@ export class FsBlobStore implements BlobStore {
   async delete(sha256: string): Promise<void> {
     const { file } = this.pathOf(sha256);
     if (this.pending.has(sha256)) return; // a delivery of the same bytes is about to commit
-    if (this.db) await this.db.deleteFrom('blobs').where('sha256', '=', sha256).execute();
+    if (this.table) await this.table.delete(sha256);
     await rm(file, { force: true });
   }
 }

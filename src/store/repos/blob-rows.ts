@@ -1,28 +1,17 @@
 // Blobs kept in the database, written by the transaction that refers to them (see StagedBlob.inline):
 // the blob and the rows naming it commit together, with one flush.
 import type { StagedBlob } from '../blobs/blob-store.ts';
+import { BlobTable } from '../blobs/blob-table.ts';
 import type { RepoContext } from './common.ts';
 
-/** Blobs per INSERT statement (bounds one statement's size). */
-const INSERT_CHUNK = 32;
-
 export class BlobRowsRepo {
-  private readonly ctx: RepoContext;
+  private readonly table: BlobTable;
   constructor(ctx: RepoContext) {
-    this.ctx = ctx;
+    this.table = new BlobTable(ctx.db);
   }
 
   /** Writes the inline bytes of staged blobs; a blob already stored (same digest, same bytes) is kept as is. */
   async insert(blobs: readonly StagedBlob[]): Promise<void> {
-    const unique = new Map<string, Buffer>();
-    for (const b of blobs) if (b.inline) unique.set(b.sha256, b.inline);
-    const rows = [...unique].map(([sha256, data]) => ({ sha256, size: data.byteLength, data }));
-    for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-      await this.ctx.db
-        .insertInto('blobs')
-        .values(rows.slice(i, i + INSERT_CHUNK))
-        .onConflict((oc) => oc.column('sha256').doNothing())
-        .execute();
-    }
+    await this.table.insert(blobs.flatMap((b) => (b.inline ? [{ sha256: b.sha256, data: b.inline }] : [])));
   }
 }
