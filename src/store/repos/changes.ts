@@ -3,6 +3,7 @@
 import { sql } from 'kysely';
 import { iso } from '../../core/clock.ts';
 import { inWriteOrder, type RepoContext } from './common.ts';
+import { insertRows } from './compiled.ts';
 
 export type ChangeKind = 'created' | 'updated' | 'destroyed';
 
@@ -30,7 +31,9 @@ export class ChangesRepo {
       kind: entry.kind,
       created_at: iso(this.ctx.clock.now()),
     };
-    const row = await inWriteOrder(this.ctx, (db) => db.insertInto('changes').values(values).returning('change_id').executeTakeFirstOrThrow());
+    const r = await inWriteOrder(this.ctx, (db) => insertRows<{ change_id: number | bigint }>(db, this.ctx.dialect, 'changes', values, ['change_id']));
+    const row = r.rows[0];
+    if (!row) throw new Error('change-log append returned no id');
     return Number(row.change_id);
   }
 

@@ -4,6 +4,7 @@ import type { Selectable } from 'kysely';
 import { iso } from '../../core/clock.ts';
 import type { EventsTable } from '../schema.ts';
 import { inWriteOrder, type RepoContext } from './common.ts';
+import { insertRows } from './compiled.ts';
 
 export type EventRow = Selectable<EventsTable>;
 export type EventInsert = Omit<EventRow, 'seq' | 'created_at'>;
@@ -15,7 +16,10 @@ export class EventsRepo {
   }
 
   async append(e: EventInsert): Promise<EventRow> {
-    return inWriteOrder(this.ctx, (db) => db.insertInto('events').values({ ...e, created_at: iso(this.ctx.clock.now()) }).returningAll().executeTakeFirstOrThrow());
+    const r = await inWriteOrder(this.ctx, (db) => insertRows<EventRow>(db, this.ctx.dialect, 'events', { ...e, created_at: iso(this.ctx.clock.now()) }, '*'));
+    const row = r.rows[0];
+    if (!row) throw new Error('event append returned no row');
+    return row;
   }
 
   /** Events after `afterSeq`, oldest first: the tail every process follows. */

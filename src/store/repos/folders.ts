@@ -3,6 +3,7 @@
 import type { FoldersTable } from '../schema.ts';
 import type { RepoContext } from './common.ts';
 import { ChangesRepo } from './changes.ts';
+import { runCompiled } from './compiled.ts';
 
 export type FolderRow = FoldersTable;
 
@@ -24,7 +25,8 @@ export class FoldersRepo {
   }
 
   async byRole(mailboxId: string, role: string): Promise<FolderRow | undefined> {
-    return this.ctx.db.selectFrom('folders').selectAll().where('mailbox_id', '=', mailboxId).where('role', '=', role).executeTakeFirst();
+    const r = await runCompiled<FolderRow>(this.ctx.db, this.ctx.dialect, 'folders.by_role', (d) => d.selectFrom('folders').selectAll().where('mailbox_id', '=', mailboxId).where('role', '=', role), [mailboxId, role]);
+    return r.rows[0];
   }
 
   async listForMailbox(mailboxId: string): Promise<FolderRow[]> {
@@ -54,12 +56,15 @@ export class FoldersRepo {
 
   /** Reserves `count` consecutive UIDs and returns the first. Call inside a transaction. */
   async allocateUids(id: string, count: number): Promise<number> {
-    const row = await this.ctx.db
-      .updateTable('folders')
-      .set((eb) => ({ next_uid: eb('next_uid', '+', count) }))
-      .where('id', '=', id)
-      .returning('next_uid')
-      .executeTakeFirstOrThrow();
+    const r = await runCompiled<{ next_uid: number | bigint }>(
+      this.ctx.db,
+      this.ctx.dialect,
+      'folders.allocate_uids',
+      (d) => d.updateTable('folders').set((eb) => ({ next_uid: eb('next_uid', '+', count) })).where('id', '=', id).returning('next_uid'),
+      [count, id],
+    );
+    const row = r.rows[0];
+    if (!row) throw new Error('folder not found');
     return Number(row.next_uid) - count;
   }
 

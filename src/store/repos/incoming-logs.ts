@@ -2,6 +2,7 @@
 import { sql } from 'kysely';
 import type { IncomingLogsTable } from '../schema.ts';
 import type { RepoContext } from './common.ts';
+import { insertRows } from './compiled.ts';
 
 export type IncomingLogRow = IncomingLogsTable;
 
@@ -23,7 +24,7 @@ export class IncomingLogsRepo {
   }
 
   async insert(rows: IncomingLogRow[]): Promise<void> {
-    if (rows.length > 0) await this.ctx.db.insertInto('incoming_logs').values(rows).execute();
+    if (rows.length > 0) await insertRows(this.ctx.db, this.ctx.dialect, 'incoming_logs', rows);
   }
 
   async get(id: string): Promise<IncomingLogRow | undefined> {

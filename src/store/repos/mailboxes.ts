@@ -3,6 +3,7 @@
 import type { MailboxesTable } from '../schema.ts';
 import type { ListQuery, RepoContext } from './common.ts';
 import { ChangesRepo } from './changes.ts';
+import { runCompiled } from './compiled.ts';
 import { readFirst } from './cached-read.ts';
 
 export type MailboxRow = MailboxesTable;
@@ -103,11 +104,7 @@ export class MailboxesRepo {
 
   /** Quota accounting: bytes stored by this mailbox (kept exact through ingest and delete). */
   async addUsedBytes(id: string, delta: number): Promise<void> {
-    await this.ctx.db
-      .updateTable('mailboxes')
-      .set((eb) => ({ used_bytes: eb('used_bytes', '+', delta) }))
-      .where('id', '=', id)
-      .execute();
+    await runCompiled(this.ctx.db, this.ctx.dialect, 'mailboxes.add_used_bytes', (d) => d.updateTable('mailboxes').set((eb) => ({ used_bytes: eb('used_bytes', '+', delta) })).where('id', '=', id), [delta, id]);
   }
 
   async update(id: string, patch: Partial<Omit<MailboxRow, 'id' | 'team_id' | 'created_at'>>): Promise<void> {

@@ -1,13 +1,18 @@
 // Messages: the index rows of stored mail, their folder membership (with IMAP UIDs), keywords and
 // full-text entries. Every write appends to the change log in the caller's transaction, and keeps
 // the counters (folders, mailbox_message_counts, threads, thread_folders) exact.
-import { sql } from 'kysely';
+import { CompiledQuery, sql } from 'kysely';
 import type { MessagesTable } from '../schema.ts';
 import type { RepoContext } from './common.ts';
 import { ChangesRepo } from './changes.ts';
+import { insertRows, rowShape, runCompiled } from './compiled.ts';
 import { foldForSearch, mailboxSearchToken, SEARCH_KEY_SLOTS, searchKeyFloor } from './message-query.ts';
 
 export type MessageRow = MessagesTable;
+
+/** SQLite: the highest search key taken in a 10 ms slice, and the full-text row of a message. */
+const SQLITE_TOP_KEY = 'SELECT max(rowid) AS k FROM messages WHERE rowid >= ? AND rowid < ?';
+const SQLITE_FTS_INSERT = 'INSERT INTO messages_fts(rowid, mbx, subject, addresses, body) VALUES (?, ?, ?, ?, ?)';
 
 export interface MessageInsert {
   row: MessageRow;
@@ -33,38 +38,46 @@ export class MessagesRepo {
 
   async insert(m: MessageInsert): Promise<void> {
     const db = this.ctx.db;
+    const dialect = this.ctx.dialect;
     const search = { subject: foldForSearch(m.search.subject), addresses: foldForSearch(m.search.addresses), body: foldForSearch(m.search.body) };
     // The change comes first so the row is written once, already carrying its modseq.
     const modseq = await this.changes.append({ mailboxId: m.row.mailbox_id, type: 'message', objectId: m.row.id, kind: 'created' });
     const row = { ...m.row, modseq };
-    if (this.ctx.dialect === 'postgres') {
+    // Every statement below is compiled once per shape (compiled.ts): ingest runs them per message.
+    if (dialect === 'postgres') {
       const doc = `${search.subject}\n${search.addresses}\n${search.body}`;
-      await db
-        .insertInto('messages')
-        .values({ ...row, search: sql`setweight(to_tsvector('simple', ${search.subject}), 'A') || to_tsvector('simple', ${doc})` } as unknown as MessageRow)
-        .execute();
+      const { columns, values } = rowShape(row);
+      await runCompiled(
+        db,
+        dialect,
+        `messages.insert (${columns})`,
+        (d) => d.insertInto('messages').values({ ...row, search: sql`setweight(to_tsvector('simple', ${search.subject}), 'A') || to_tsvector('simple', ${doc})` } as unknown as MessageRow),
+        [...values, search.subject, doc],
+      );
     } else {
       // The rowid is the search key: a free slot in the 10 ms slice of received_at (message-query.ts).
       const floor = searchKeyFloor(row.received_at);
       // Keys are bound as integers (a JS number is bound as a float).
-      const top = (await sql<{ k: number | null }>`SELECT max(rowid) AS k FROM messages WHERE rowid >= ${BigInt(floor)} AND rowid < ${BigInt(floor + SEARCH_KEY_SLOTS)}`.execute(db)).rows[0]?.k ?? null;
+      const top = (await db.executeQuery<{ k: number | bigint | null }>(CompiledQuery.raw(SQLITE_TOP_KEY, [BigInt(floor), BigInt(floor + SEARCH_KEY_SLOTS)]))).rows[0]?.k ?? null;
       const key = top === null ? floor : Number(top) + 1;
       if (key >= floor + SEARCH_KEY_SLOTS) throw new Error(`more than ${SEARCH_KEY_SLOTS} messages received in one 10 ms slice`);
-      await db.insertInto('messages').values({ ...row, rowid: BigInt(key) } as unknown as MessageRow).execute();
-      await sql`INSERT INTO messages_fts(rowid, mbx, subject, addresses, body) VALUES (${BigInt(key)}, ${mailboxSearchToken(row.mailbox_id)}, ${search.subject}, ${search.addresses}, ${search.body})`.execute(db);
+      await insertRows(db, dialect, 'messages', { ...row, rowid: BigInt(key) });
+      await db.executeQuery(CompiledQuery.raw(SQLITE_FTS_INSERT, [BigInt(key), mailboxSearchToken(row.mailbox_id), search.subject, search.addresses, search.body]));
     }
     for (const folderId of m.folderIds) {
-      await db
-        .insertInto('message_folders')
-        .values({ message_id: row.id, folder_id: folderId, mailbox_id: row.mailbox_id, uid: m.uids.get(folderId) ?? 0, received_at: row.received_at, seen: row.seen })
-        .execute();
+      await insertRows(db, dialect, 'message_folders', { message_id: row.id, folder_id: folderId, mailbox_id: row.mailbox_id, uid: m.uids.get(folderId) ?? 0, received_at: row.received_at, seen: row.seen });
     }
     const keywords = JSON.parse(row.keywords) as string[];
     if (keywords.length > 0) {
-      await db.insertInto('message_keywords').values(keywords.map((keyword) => ({ message_id: row.id, mailbox_id: row.mailbox_id, keyword }))).execute();
+      await insertRows(
+        db,
+        dialect,
+        'message_keywords',
+        keywords.map((keyword) => ({ message_id: row.id, mailbox_id: row.mailbox_id, keyword })),
+      );
     }
     const unread = row.seen === 1 ? 0 : 1;
-    if (this.ctx.dialect === 'postgres' && m.folderIds.length > 0) {
+    if (dialect === 'postgres' && m.folderIds.length > 0) {
       // Every counter in one statement: one round trip per message instead of four.
       await sql`WITH f AS (
           UPDATE folders SET total_messages = total_messages + 1, unread_messages = unread_messages + ${unread} WHERE id IN (${sql.join(m.folderIds)}) RETURNING id
@@ -80,33 +93,55 @@ export class MessagesRepo {
       return;
     }
     await this.countFolders(row, m.folderIds, 1, unread);
-    await db
-      .insertInto('mailbox_message_counts')
-      .values({ mailbox_id: row.mailbox_id, total: 1, unread })
-      .onConflict((oc) => oc.column('mailbox_id').doUpdateSet((eb) => ({ total: eb('mailbox_message_counts.total', '+', 1), unread: eb('mailbox_message_counts.unread', '+', unread) })))
-      .execute();
-    await db
-      .updateTable('threads')
-      .set((eb) => ({ message_count: eb('message_count', '+', 1), unread_count: eb('unread_count', '+', unread), attachment_count: eb('attachment_count', '+', row.has_attachments === 1 ? 1 : 0) }))
-      .where('id', '=', row.thread_id)
-      .execute();
+    await runCompiled(
+      db,
+      dialect,
+      'messages.count_mailbox_insert',
+      (d) =>
+        d
+          .insertInto('mailbox_message_counts')
+          .values({ mailbox_id: row.mailbox_id, total: 1, unread })
+          .onConflict((oc) => oc.column('mailbox_id').doUpdateSet((eb) => ({ total: eb('mailbox_message_counts.total', '+', 1), unread: eb('mailbox_message_counts.unread', '+', unread) }))),
+      [row.mailbox_id, 1, unread, 1, unread],
+    );
+    const attachments = row.has_attachments === 1 ? 1 : 0;
+    await runCompiled(
+      db,
+      dialect,
+      'messages.count_thread_insert',
+      (d) =>
+        d
+          .updateTable('threads')
+          .set((eb) => ({ message_count: eb('message_count', '+', 1), unread_count: eb('unread_count', '+', unread), attachment_count: eb('attachment_count', '+', attachments) }))
+          .where('id', '=', row.thread_id),
+      [1, unread, attachments, row.thread_id],
+    );
   }
 
   /** A message enters (+1) or leaves (-1) these folders: the folders' and its thread's per-folder counters. */
   private async countFolders(row: Pick<MessageRow, 'id' | 'thread_id' | 'mailbox_id'>, folderIds: string[], delta: 1 | -1, unread: number): Promise<void> {
     const db = this.ctx.db;
     for (const folderId of folderIds) {
-      await db
-        .updateTable('folders')
-        .set((eb) => ({ total_messages: eb('total_messages', '+', delta), unread_messages: eb('unread_messages', '+', delta * unread) }))
-        .where('id', '=', folderId)
-        .execute();
+      const unreadDelta = delta * unread;
+      await runCompiled(
+        db,
+        this.ctx.dialect,
+        'messages.count_folder',
+        (d) => d.updateTable('folders').set((eb) => ({ total_messages: eb('total_messages', '+', delta), unread_messages: eb('unread_messages', '+', unreadDelta) })).where('id', '=', folderId),
+        [delta, unreadDelta, folderId],
+      );
       if (delta === 1) {
-        await db
-          .insertInto('thread_folders')
-          .values({ thread_id: row.thread_id, folder_id: folderId, mailbox_id: row.mailbox_id, n: 1 })
-          .onConflict((oc) => oc.columns(['thread_id', 'folder_id']).doUpdateSet((eb) => ({ n: eb('thread_folders.n', '+', 1) })))
-          .execute();
+        await runCompiled(
+          db,
+          this.ctx.dialect,
+          'messages.count_thread_folder_enter',
+          (d) =>
+            d
+              .insertInto('thread_folders')
+              .values({ thread_id: row.thread_id, folder_id: folderId, mailbox_id: row.mailbox_id, n: 1 })
+              .onConflict((oc) => oc.columns(['thread_id', 'folder_id']).doUpdateSet((eb) => ({ n: eb('thread_folders.n', '+', 1) }))),
+          [row.thread_id, folderId, row.mailbox_id, 1, 1],
+        );
       } else {
         await db.updateTable('thread_folders').set((eb) => ({ n: eb('n', '-', 1) })).where('thread_id', '=', row.thread_id).where('folder_id', '=', folderId).execute();
         await db.deleteFrom('thread_folders').where('thread_id', '=', row.thread_id).where('folder_id', '=', folderId).where('n', '<=', 0).execute();
@@ -132,12 +167,14 @@ export class MessagesRepo {
 
   async byRfcMessageIds(mailboxId: string, rfcIds: string[]): Promise<{ id: string; thread_id: string; rfc_message_id: string | null }[]> {
     if (rfcIds.length === 0) return [];
-    return this.ctx.db
-      .selectFrom('messages')
-      .select(['id', 'thread_id', 'rfc_message_id'])
-      .where('mailbox_id', '=', mailboxId)
-      .where('rfc_message_id', 'in', rfcIds)
-      .execute();
+    const r = await runCompiled<{ id: string; thread_id: string; rfc_message_id: string | null }>(
+      this.ctx.db,
+      this.ctx.dialect,
+      `messages.by_rfc_ids x${rfcIds.length}`,
+      (d) => d.selectFrom('messages').select(['id', 'thread_id', 'rfc_message_id']).where('mailbox_id', '=', mailboxId).where('rfc_message_id', 'in', rfcIds),
+      [mailboxId, ...rfcIds],
+    );
+    return r.rows;
   }
 
   async folderIdsOf(messageIds: string[]): Promise<Map<string, string[]>> {

@@ -4,6 +4,7 @@ import { sql, type SelectQueryBuilder } from 'kysely';
 import type { Database, ThreadsTable } from '../schema.ts';
 import type { RepoContext } from './common.ts';
 import { ChangesRepo } from './changes.ts';
+import { insertRows, runCompiled } from './compiled.ts';
 import { MessageQuery, type MessageFilter } from './message-query.ts';
 
 export type ThreadRow = ThreadsTable;
@@ -18,7 +19,7 @@ export class ThreadsRepo {
 
   /** A new thread; its counters start at zero and move with each message written (messages.ts). */
   async insert(row: Omit<ThreadRow, 'message_count' | 'unread_count' | 'attachment_count'>): Promise<void> {
-    await this.ctx.db.insertInto('threads').values({ ...row, message_count: 0, unread_count: 0, attachment_count: 0 }).execute();
+    await insertRows(this.ctx.db, this.ctx.dialect, 'threads', { ...row, message_count: 0, unread_count: 0, attachment_count: 0 });
     await this.changes.append({ mailboxId: row.mailbox_id, type: 'thread', objectId: row.id, kind: 'created' });
   }
 
@@ -28,20 +29,25 @@ export class ThreadsRepo {
 
   /** The newest thread with this subject key whose last message is at or after `since`. */
   async bySubject(mailboxId: string, subjectKey: string, since: string): Promise<ThreadRow | undefined> {
-    return this.ctx.db
-      .selectFrom('threads')
-      .selectAll()
-      .where('mailbox_id', '=', mailboxId)
-      .where('subject_key', '=', subjectKey)
-      .where('last_received_at', '>=', since)
-      .orderBy('last_received_at', 'desc')
-      .limit(1)
-      .executeTakeFirst();
+    const r = await runCompiled<ThreadRow>(
+      this.ctx.db,
+      this.ctx.dialect,
+      'threads.by_subject',
+      (d) => d.selectFrom('threads').selectAll().where('mailbox_id', '=', mailboxId).where('subject_key', '=', subjectKey).where('last_received_at', '>=', since).orderBy('last_received_at', 'desc').limit(1),
+      [mailboxId, subjectKey, since, 1],
+    );
+    return r.rows[0];
   }
 
   async touch(id: string, mailboxId: string, lastReceivedAt: string | null): Promise<void> {
     if (lastReceivedAt !== null) {
-      await this.ctx.db.updateTable('threads').set({ last_received_at: lastReceivedAt }).where('id', '=', id).where('last_received_at', '<', lastReceivedAt).execute();
+      await runCompiled(
+        this.ctx.db,
+        this.ctx.dialect,
+        'threads.touch',
+        (d) => d.updateTable('threads').set({ last_received_at: lastReceivedAt }).where('id', '=', id).where('last_received_at', '<', lastReceivedAt),
+        [lastReceivedAt, id, lastReceivedAt],
+      );
     }
     await this.changes.append({ mailboxId, type: 'thread', objectId: id, kind: 'updated' });
   }
