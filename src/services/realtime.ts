@@ -9,6 +9,7 @@ import type { EventRow } from '../store/index.ts';
 import type { ServiceContext } from './context.ts';
 import type { EventsService } from './events.ts';
 import type { MessagesService } from './mail/messages.ts';
+import { realtimeBody } from './mail/realtime-body.ts';
 
 export const REALTIME_EVENT_TYPES = ['message.received', 'message.received.spam'] as const;
 export type RealtimeEventType = (typeof REALTIME_EVENT_TYPES)[number];
@@ -83,7 +84,14 @@ export class RealtimeStream {
     if (row.seq <= this.lastSeq || !this.options.types.has(row.type as RealtimeEventType)) return;
     this.lastSeq = row.seq;
     const frame = this.owner.frame(row);
-    this.chain = this.chain.then(async () => this.write(await frame));
+    this.chain = this.chain
+      .then(async () => this.write(await frame))
+      .catch((err: unknown) => {
+        // A frame that cannot be made (the store failed): end the stream rather than skip the
+        // event; the client resumes from its Last-Event-ID and gets it again.
+        this.owner.log('realtime.frame_failed', err);
+        this.close();
+      });
   }
 
   write(chunk: string): void {
@@ -214,7 +222,12 @@ export class RealtimeService {
   }
 
   private async render(row: EventRow): Promise<string> {
-    const event = JSON.parse(row.realtime!) as { message?: { id?: string; has_attachments?: boolean } & Record<string, unknown> };
+    const event = JSON.parse(row.realtime!) as { message?: { id?: string; has_attachments?: boolean; body?: unknown } & Record<string, unknown> };
+    if (event.message?.body === null && row.mailbox_id && event.message.id) {
+      // The event log keeps no copy of the bodies (mail/realtime-body.ts).
+      const stored = await this.ctx.store.messages.get(event.message.id);
+      event.message.body = realtimeBody(stored?.mailbox_id === row.mailbox_id ? stored : null);
+    }
     if (event.message?.has_attachments && row.mailbox_id && event.message.id) {
       const links = await this.messages.attachmentLinks(row.mailbox_id, event.message.id).catch(() => null);
       if (links) event.message.attachments = links;

@@ -129,6 +129,27 @@ describeEachBackend('SSE /mailbox/events', (backend) => {
     }
   });
 
+  test('a replayed event carries the body of its message; a message deleted since is replayed without one', async () => {
+    const s = await sse(a);
+    await receive(app, a, { subject: 'mark' });
+    const mark = await s.next();
+    s.close();
+    const keptId = await receive(app, a, { subject: 'kept', text: 'the kept body', html: '<p>the kept html</p>' });
+    const goneId = await receive(app, a, { subject: 'gone', text: 'the deleted body' });
+    const del = await app.api('DELETE', `/api/v1/mailbox/messages/${goneId}?permanent=true`, { token: a.key });
+    assert.equal(del.status, 200);
+
+    const resumed = await sse(a, `?last_event_id=${mark.id}`);
+    const kept = eventOf(await resumed.next());
+    assert.equal(kept.message.id, keptId);
+    assert.equal(kept.message.body.text.trim(), 'the kept body');
+    assert.match(kept.message.body.html, /the kept html/);
+    assert.equal(kept.message.body.is_truncated, false);
+    const gone = eventOf(await resumed.next());
+    assert.equal(gone.message.id, goneId);
+    assert.deepEqual(gone.message.body, { text: null, html: null, is_truncated: false, max_bytes: 16384 });
+  });
+
   test('an unknown or foreign Last-Event-ID gets sync_required', async () => {
     const s = await sse(b, '', { 'last-event-id': 'evt_aaaaaaaaaaaaaaaaaaaaaaaa' });
     const f = await s.next();

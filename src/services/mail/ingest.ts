@@ -33,6 +33,8 @@ export interface IngestTarget {
 
 export interface IngestInput {
   raw: Buffer;
+  /** parseMessage(raw), when the caller has it already (inbound SMTP parses in a worker thread). */
+  parsed?: ParsedMessage;
   targets: IngestTarget[];
   receivedAt?: number;
   spam?: { isSpam: boolean; score: number | null };
@@ -86,27 +88,13 @@ class Touched {
   }
 }
 
-/** Bytes of each body (text, html) carried in a realtime event. */
-export const REALTIME_BODY_MAX_BYTES = 16_384;
-
-function capBytes(s: string | null, max: number): { value: string | undefined; truncated: boolean } {
-  if (s === null) return { value: undefined, truncated: false };
-  const buf = Buffer.from(s, 'utf8');
-  if (buf.byteLength <= max) return { value: s, truncated: false };
-  // Cut on a character boundary: drop a partial UTF-8 sequence at the end.
-  let end = max;
-  while (end > 0 && (buf[end]! & 0xc0) === 0x80) end--;
-  return { value: buf.subarray(0, end).toString('utf8'), truncated: true };
-}
-
 /**
- * The MailboxRealtimeEvent of a received message, kept with the event for SSE replay. Attachment
- * metadata is added when it is sent (download links are short-lived).
+ * The MailboxRealtimeEvent of a received message, kept with the event for SSE replay. The body
+ * (realtime-body.ts) and attachment metadata (download links are short-lived) are added when it is
+ * sent.
  */
 function realtimeEvent(row: MessageRow, folderId: string, mailbox: MailboxRow, isSpam: boolean, recipients: string[], sender: string | null): Record<string, unknown> {
   const summary = summaryFields(row, [folderId]);
-  const text = capBytes(row.text_body, REALTIME_BODY_MAX_BYTES);
-  const html = capBytes(row.html_body, REALTIME_BODY_MAX_BYTES);
   return {
     event_type: isSpam ? 'message.received.spam' : 'message.received',
     mailbox_id: mailbox.id,
@@ -120,12 +108,7 @@ function realtimeEvent(row: MessageRow, folderId: string, mailbox: MailboxRow, i
     message: {
       ...summary,
       rfc5322_message_id: row.rfc_message_id,
-      body: {
-        text: text.value ?? null,
-        html: html.value ?? null,
-        is_truncated: text.truncated || html.truncated,
-        max_bytes: REALTIME_BODY_MAX_BYTES,
-      },
+      body: null,
     },
   };
 }
@@ -156,7 +139,7 @@ export class IngestService {
 
   async deliver(input: IngestInput): Promise<IngestResult> {
     if (input.targets.length === 0) throw new AppError('invalid_parameter', 'no recipients to deliver to');
-    const parsed = await parseMessage(input.raw);
+    const parsed = input.parsed ?? (await parseMessage(input.raw));
     const blob = await this.ctx.store.blobs.stage(input.raw);
     const result = await new Promise<IngestResult>((resolve, reject) => {
       this.queue.push({ input, parsed, blob, blobSha256: blob.sha256, resolve, reject });
