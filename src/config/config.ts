@@ -1,6 +1,6 @@
 // Typed configuration from MAILMUX_* environment variables. Every variable is listed in the
 // README's configuration table; `describeConfig()` is the source of that table.
-import { hostname } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { resolve } from 'node:path';
 
 export interface Config {
@@ -33,6 +33,8 @@ export interface Config {
     idleTimeoutSeconds: number;
     /** Over-quota answer at RCPT: 452 4.2.2 (temporary, the sender retries) or 552 5.2.2 (permanent). */
     quotaReply: 'temporary' | 'permanent';
+    /** Worker threads that authenticate and parse inbound mail (protocols/smtp/inspect.ts); 0: the event loop does. */
+    inspectWorkers: number;
   };
   /** PEM files for STARTTLS (SMTP, later IMAP); both null means a self-signed pair in the data folder. */
   tlsCertFile: string | null;
@@ -84,6 +86,7 @@ export const CONFIG_VARS: readonly VarSpec[] = [
   { name: 'MAILMUX_SMTP_MAX_COMMANDS', default: '1000', description: 'Commands per inbound SMTP session before 421 and disconnect' },
   { name: 'MAILMUX_SMTP_MAX_CONNECTIONS', default: '100', description: 'Concurrent inbound SMTP connections (421 beyond); each may hold one message of up to the size limit in memory' },
   { name: 'MAILMUX_SMTP_IDLE_TIMEOUT_SECONDS', default: '300', description: 'Inbound SMTP idle time before the server hangs up (RFC 5321 server timeout: 5 minutes)' },
+  { name: 'MAILMUX_SMTP_INSPECT_WORKERS', default: '(cores - 1, at least 1, at most 4)', description: 'Worker threads that authenticate (SPF, DKIM, DMARC, ARC) and parse inbound mail while the main thread speaks SMTP and writes the store; 0 does it all on the main thread' },
   { name: 'MAILMUX_SMTP_QUOTA_REPLY', default: 'temporary', description: 'Over-quota answer at RCPT: `temporary` (452 4.2.2, the sender retries) or `permanent` (552 5.2.2)' },
   { name: 'MAILMUX_TLS_CERT_FILE', default: '(unset: self-signed, made on first start)', description: 'PEM certificate chain for STARTTLS; set together with MAILMUX_TLS_KEY_FILE' },
   { name: 'MAILMUX_TLS_KEY_FILE', default: '(unset: self-signed, made on first start)', description: 'PEM private key for STARTTLS; the self-signed pair is kept in `<data dir>/tls/`' },
@@ -196,6 +199,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxConnections: positive(env, 'MAILMUX_SMTP_MAX_CONNECTIONS', 100),
       idleTimeoutSeconds: positive(env, 'MAILMUX_SMTP_IDLE_TIMEOUT_SECONDS', 300),
       quotaReply: oneOf(env, 'MAILMUX_SMTP_QUOTA_REPLY', ['temporary', 'permanent'] as const, 'temporary'),
+      inspectWorkers: int(env, 'MAILMUX_SMTP_INSPECT_WORKERS', Math.min(4, Math.max(1, availableParallelism() - 1))),
     },
     tlsCertFile: tls.cert,
     tlsKeyFile: tls.key,

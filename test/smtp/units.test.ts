@@ -2,6 +2,7 @@
 // incoming-log date bounds and the SMTP configuration variables.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { availableParallelism } from 'node:os';
 import { loadConfig } from '../../src/config/config.ts';
 import { prependHeaders, receivedHeader, rfc5322Date, stripOwnAuthResults } from '../../src/protocols/smtp/trace.ts';
 import { recipientReply, overQuota, ENHANCED_PREFIX } from '../../src/protocols/smtp/replies.ts';
@@ -124,7 +125,10 @@ test('log date bounds: date-only values are whole UTC days; bad values are 400',
 
 test('SMTP configuration: defaults, validation, TLS files set together', () => {
   const c = loadConfig({});
-  assert.deepEqual(c.smtp, { maxMessageBytes: 26214400, maxRecipients: 100, maxCommands: 1000, maxConnections: 100, idleTimeoutSeconds: 300, quotaReply: 'temporary' });
+  const workers = Math.min(4, Math.max(1, availableParallelism() - 1));
+  assert.deepEqual(c.smtp, { maxMessageBytes: 26214400, maxRecipients: 100, maxCommands: 1000, maxConnections: 100, idleTimeoutSeconds: 300, quotaReply: 'temporary', inspectWorkers: workers });
+  assert.equal(loadConfig({ MAILMUX_SMTP_INSPECT_WORKERS: '0' }).smtp.inspectWorkers, 0);
+  assert.throws(() => loadConfig({ MAILMUX_SMTP_INSPECT_WORKERS: 'two' }), /MAILMUX_SMTP_INSPECT_WORKERS/);
   assert.equal(c.spamThreshold, 5);
   assert.equal(c.rspamdUrl, null);
   assert.equal(loadConfig({ MAILMUX_SPAM_THRESHOLD: '7.5', MAILMUX_RSPAMD_URL: 'http://127.0.0.1:11333/' }).rspamdUrl, 'http://127.0.0.1:11333');

@@ -3,12 +3,12 @@
 // mailbox), and write the incoming log. The caller answers 250 only after this resolves, i.e.
 // after ingest's transaction has committed.
 import type { Services } from '../../services/index.ts';
-import type { InboundAuthService } from '../../services/mail/inbound-auth.ts';
 import { acceptedRows, type IncomingLogsService, type RefusedDelivery } from '../../services/mail/incoming-logs.ts';
 import type { AcceptedRecipient } from '../../services/mail/recipients.ts';
 import type { SpamService } from '../../services/mail/spam.ts';
 import { overQuota, recipientReply, REPLIES, type SmtpReply } from './replies.ts';
-import { prependHeaders, receivedHeader, stripOwnAuthResults } from './trace.ts';
+import type { Inspected, InspectTask } from './inspect.ts';
+import { receivedHeader } from './trace.ts';
 
 /** One mail transaction: MAIL FROM, the recipients accepted at RCPT, and its queue id. */
 export interface Transaction {
@@ -29,7 +29,8 @@ export interface ClientInfo {
 
 export interface DeliveryDeps {
   services: Services;
-  auth: InboundAuthService;
+  /** Authenticates the sender, adds the trace headers and parses (in a worker thread when there are some). */
+  inspect: (task: InspectTask) => Promise<Inspected>;
   spam: SpamService;
   logs: IncomingLogsService;
 }
@@ -71,14 +72,6 @@ export async function deliverMessage(deps: DeliveryDeps, tx: Transaction, client
   const recipients = [...tx.accepted.values()];
   const now = services.clock.now();
 
-  const auth = await deps.auth.verify({ raw: original, ip: client.ip, helo: client.helo, sender: tx.sender });
-  const spam = await deps.spam.classify({ raw: original, auth, ip: client.ip, helo: client.helo, sender: tx.sender, recipients: recipients.map((r) => r.address), queueId: tx.queueId });
-  if (spam.action === 'reject' || spam.action === 'defer') {
-    services.log.info({ event: 'smtp.spam_refused', queue_id: tx.queueId, action: spam.action, score: spam.score, source: spam.source });
-    await logRefusals(deps, refusalsFor(tx, spam.action === 'reject' ? 'spam_rejected' : 'spam_deferred', now, original.byteLength));
-    throw spam.action === 'reject' ? REPLIES.spamRejected() : REPLIES.spamDeferred();
-  }
-
   const received = receivedHeader({
     helo: client.helo,
     clientHostname: client.clientHostname,
@@ -90,7 +83,15 @@ export async function deliverMessage(deps: DeliveryDeps, tx: Transaction, client
     recipient: recipients.length === 1 ? (recipients[0]?.address ?? null) : null,
     date: new Date(now),
   });
-  const raw = prependHeaders(stripOwnAuthResults(original, config.hostname), [`Authentication-Results: ${auth.headerValue}`, received]);
+  // Authentication, our trace headers, the parse of the message to store (inspect.ts).
+  const { auth, raw, parsed: inspectedParse } = await deps.inspect({ original, ip: client.ip, helo: client.helo, sender: tx.sender, authservId: config.hostname, received });
+  const spam = await deps.spam.classify({ raw: original, auth, ip: client.ip, helo: client.helo, sender: tx.sender, recipients: recipients.map((r) => r.address), queueId: tx.queueId });
+  if (spam.action === 'reject' || spam.action === 'defer') {
+    services.log.info({ event: 'smtp.spam_refused', queue_id: tx.queueId, action: spam.action, score: spam.score, source: spam.source });
+    await logRefusals(deps, refusalsFor(tx, spam.action === 'reject' ? 'spam_rejected' : 'spam_deferred', now, original.byteLength));
+    throw spam.action === 'reject' ? REPLIES.spamRejected() : REPLIES.spamDeferred();
+  }
+
 
   const targets = [...new Set(recipients.map((r) => r.mailboxId))].map((mailboxId) => ({
     mailboxId,
@@ -100,6 +101,7 @@ export async function deliverMessage(deps: DeliveryDeps, tx: Transaction, client
   try {
     result = await services.ingest.deliver({
       raw,
+      parsed: inspectedParse,
       targets,
       receivedAt: now,
       spam: { isSpam: spam.isSpam, score: spam.score },

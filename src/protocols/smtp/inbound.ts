@@ -7,6 +7,7 @@ import { SMTPServer, type SMTPServerSession } from 'smtp-server';
 import { randomString } from '../../core/ids.ts';
 import type { Services } from '../../services/index.ts';
 import { InboundAuthService } from '../../services/mail/inbound-auth.ts';
+import { inspectMessage, sharedInspectPool, type Inspected, type InspectTask } from './inspect.ts';
 import { IncomingLogsService } from '../../services/mail/incoming-logs.ts';
 import { RecipientsService } from '../../services/mail/recipients.ts';
 import { SpamService } from '../../services/mail/spam.ts';
@@ -53,9 +54,29 @@ export async function startInboundSmtp(services: Services, opts: InboundSmtpOpti
   const limits = config.smtp;
   const tls = opts.tls ?? (await loadTlsMaterial(config, services.clock.now()));
   const recipients = new RecipientsService(services, services.filters);
+  const auth = new InboundAuthService(services);
+  const pool = sharedInspectPool(limits.inspectWorkers);
+  const inspectHere = (task: InspectTask): Promise<Inspected> => inspectMessage(task, auth.resolver);
   const deps: DeliveryDeps = {
     services,
-    auth: opts.deps?.auth ?? new InboundAuthService(services),
+    inspect:
+      opts.deps?.inspect ??
+      (async (task) => {
+        let r: Inspected;
+        if (pool) {
+          try {
+            r = await pool.run(task, config.dnsServers);
+          } catch (err) {
+            // The thread failed (not the message: inspection never throws for bad mail): inspect here.
+            services.log.error({ event: 'smtp.inspect_worker_failed', err: (err as Error).message });
+            r = await inspectHere(task);
+          }
+        } else {
+          r = await inspectHere(task);
+        }
+        if (r.authError !== null) services.log.warn({ event: 'smtp.auth_failed', err: r.authError });
+        return r;
+      }),
     spam: opts.deps?.spam ?? new SpamService(services),
     logs: opts.deps?.logs ?? new IncomingLogsService(services),
   };

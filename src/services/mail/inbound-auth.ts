@@ -78,46 +78,57 @@ function authResultsValue(headers: string): string | null {
   return m?.[1] ? m[1].replace(/\r?\n/g, '\r\n') : null;
 }
 
-export class InboundAuthService {
-  private readonly ctx: ServiceContext;
-  private readonly resolver: DNSResolver;
-
-  constructor(ctx: ServiceContext, resolver?: DNSResolver) {
-    this.ctx = ctx;
-    this.resolver = resolver ?? dnsResolver(ctx.config.dnsServers);
-  }
-
-  /**
-   * Runs every check. A failure inside mailauth (not a failing verdict: a bug or an exhausted
-   * resource) yields temperror verdicts rather than refusing mail that may well be legitimate.
-   */
-  async verify(input: AuthInput): Promise<AuthVerdict> {
-    const authservId = this.ctx.config.hostname;
-    try {
-      const { authenticate } = await loadMailauth();
-      const result = await authenticate(input.raw, {
-        ip: input.ip,
-        helo: input.helo,
-        sender: input.sender,
-        mta: authservId,
-        resolver: this.resolver,
-        disableBimi: true,
-        trustReceived: false,
-      });
-      const headerValue = authResultsValue(result.headers) ?? `${authservId}; none`;
-      const dmarc = result.dmarc;
-      return {
+/**
+ * Runs every check. A failure inside mailauth (not a failing verdict: a bug or an exhausted
+ * resource) yields temperror verdicts, with the error's message, rather than refusing mail that
+ * may well be legitimate. Runs on the event loop or in an inspection worker (protocols/smtp).
+ */
+export async function authenticateInbound(input: AuthInput, authservId: string, resolver: DNSResolver): Promise<{ verdict: AuthVerdict; error: string | null }> {
+  try {
+    const { authenticate } = await loadMailauth();
+    const result = await authenticate(input.raw, {
+      ip: input.ip,
+      helo: input.helo,
+      sender: input.sender,
+      mta: authservId,
+      resolver,
+      disableBimi: true,
+      trustReceived: false,
+    });
+    const headerValue = authResultsValue(result.headers) ?? `${authservId}; none`;
+    const dmarc = result.dmarc;
+    return {
+      verdict: {
         spf: result.spf ? result.spf.status.result : 'none',
         dkim: dkimSummary(result),
         dmarc: dmarc ? { result: dmarc.status.result, policy: dmarc.policy ?? null } : { result: 'none', policy: null },
         arc: result.arc ? result.arc.status.result : 'none',
         headerValue,
         summary: headerValue.replace(/\r\n[ \t]+/g, ' '),
-      };
-    } catch (err) {
-      this.ctx.log.warn({ event: 'smtp.auth_failed', err: (err as Error).message });
-      const value = `${authservId}; spf=temperror; dkim=temperror; dmarc=temperror; arc=temperror`;
-      return { spf: 'temperror', dkim: 'temperror', dmarc: { result: 'temperror', policy: null }, arc: 'temperror', headerValue: value, summary: value };
-    }
+      },
+      error: null,
+    };
+  } catch (err) {
+    const value = `${authservId}; spf=temperror; dkim=temperror; dmarc=temperror; arc=temperror`;
+    return {
+      verdict: { spf: 'temperror', dkim: 'temperror', dmarc: { result: 'temperror', policy: null }, arc: 'temperror', headerValue: value, summary: value },
+      error: (err as Error).message,
+    };
+  }
+}
+
+export class InboundAuthService {
+  private readonly ctx: ServiceContext;
+  readonly resolver: DNSResolver;
+
+  constructor(ctx: ServiceContext, resolver?: DNSResolver) {
+    this.ctx = ctx;
+    this.resolver = resolver ?? dnsResolver(ctx.config.dnsServers);
+  }
+
+  async verify(input: AuthInput): Promise<AuthVerdict> {
+    const { verdict, error } = await authenticateInbound(input, this.ctx.config.hostname, this.resolver);
+    if (error !== null) this.ctx.log.warn({ event: 'smtp.auth_failed', err: error });
+    return verdict;
   }
 }
