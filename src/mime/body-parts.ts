@@ -209,6 +209,36 @@ export function transferDecode(body: Buffer, encoding: string): Buffer {
  * of bare line feeds took 18 s that way. Line breaks come out as LF, as postal-mime writes them.
  */
 export async function decodeText(raw: Buffer, e: MimeEntity): Promise<string> {
+  const direct = directDecoder(e);
+  if (direct) return direct.decode(crlfToLf(transferDecode(raw.subarray(e.body_start, e.body_end), e.encoding)));
+  return decodeTextViaPostalMime(raw, e);
+}
+
+/**
+ * Labels whose decoding postal-mime leaves to the runtime's TextDecoder under the same label
+ * (its getDecoder tries the label as written first; a missing charset is read as utf8). For these,
+ * and without format=flowed, the text of a text/plain or text/html part is exactly TextDecoder's: decode directly and skip
+ * its parse of a base64-wrapped copy (most mail is UTF-8 or ASCII). test/mime/parse.test.ts
+ * compares both paths.
+ */
+const DIRECT_LABELS = new Set(['utf8', 'utf-8', 'unicode-1-1-utf-8', 'us-ascii', 'ascii', 'iso-8859-1', 'latin1', 'windows-1252']);
+const directDecoders = new Map<string, TextDecoder>();
+
+export function directDecoder(e: MimeEntity): TextDecoder | null {
+  // postal-mime hands back the text of text/plain and text/html parts only.
+  if (e.type !== 'text' || (e.subtype !== 'plain' && e.subtype !== 'html')) return null;
+  const label = (paramValue(e.params, 'charset') || 'utf8').trim().toLowerCase();
+  if (!DIRECT_LABELS.has(label) || /^flowed$/i.test(paramValue(e.params, 'format') ?? '')) return null;
+  let d = directDecoders.get(label);
+  if (!d) {
+    d = new TextDecoder(label);
+    directDecoders.set(label, d);
+  }
+  return d;
+}
+
+/** decodeText through postal-mime: charsets by its alias table, format=flowed. */
+export async function decodeTextViaPostalMime(raw: Buffer, e: MimeEntity): Promise<string> {
   let contentType = mediaType(e);
   for (const key of ['charset', 'format', 'delsp']) {
     const value = paramValue(e.params, key);

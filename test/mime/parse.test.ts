@@ -2,7 +2,9 @@
 // (key fields, IMAP envelope, BODYSTRUCTURE and offsets, plus hand-written raw slices per section).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { decodeText, decodeTextViaPostalMime, directDecoder, leaves } from '../../src/mime/body-parts.ts';
+import { splitMime } from '../../src/mime/structure.ts';
 import { parseMessage } from '../../src/mime/parse.ts';
 import { threadKeys } from '../../src/mime/threading.ts';
 import { PARSE_FIXTURES, assertSlices, assertStructureInvariants, assertSubset } from './mime-golden.ts';
@@ -55,4 +57,30 @@ test('a top-level message/rfc822 body is numbered 1, its parts 1.1 ...', async (
   const one = parsed.imap.parts.find((p) => p.section === '1');
   assert.equal(raw.subarray(one?.body_start, one?.message_body_start ?? 0).toString(), inner.slice(0, inner.indexOf('--i')));
   assert.equal(parsed.attachments[0]?.content_type, 'message/rfc822');
+});
+
+test('text parts in UTF-8, ASCII and Latin-1 decode directly exactly as through postal-mime', async () => {
+  const dirs = ['test/fixtures/eml', 'test/fixtures/eml/hostile', 'test/fixtures/clean'];
+  const raws: Buffer[] = [];
+  for (const dir of dirs) for (const f of readdirSync(dir)) if (f.endsWith('.eml')) raws.push(readFileSync(`${dir}/${f}`));
+  // Bytes the fixtures may lack: a BOM, invalid UTF-8, 8-bit bytes under an ASCII label, bare CRs, NUL.
+  const bodies = [Buffer.from([0xef, 0xbb, 0xbf, 0x68, 0x69, 0x0d, 0x0a]), Buffer.from([0x61, 0xc3, 0x28, 0xe2, 0x82, 0x0d, 0x62, 0x00, 0x0a]), Buffer.from('caf\xe9 \xa4\x80\x9f\r\n\r\nend', 'latin1')];
+  for (const charset of ['', 'utf-8', 'UTF8', ' us-ascii ', 'iso-8859-1', 'windows-1252', 'latin1']) {
+    for (const [i, body] of bodies.entries()) {
+      for (const cte of ['8bit', 'base64', 'quoted-printable']) {
+        const encoded = cte === 'base64' ? Buffer.from(body.toString('base64')) : cte === 'quoted-printable' ? Buffer.from([...body].map((b) => (b >= 33 && b <= 126 && b !== 61 ? String.fromCharCode(b) : `=${b.toString(16).toUpperCase().padStart(2, '0')}`)).join('')) : body;
+        const ct = charset === '' ? 'text/plain' : `text/plain; charset="${charset}"`;
+        raws.push(Buffer.concat([Buffer.from(`Subject: ${i}\r\nContent-Type: ${ct}\r\nContent-Transfer-Encoding: ${cte}\r\n\r\n`), encoded]));
+      }
+    }
+  }
+  let direct = 0;
+  for (const raw of raws) {
+    for (const leaf of leaves(splitMime(raw).root)) {
+      if (leaf.type !== 'text' || !directDecoder(leaf)) continue;
+      direct++;
+      assert.equal(await decodeText(raw, leaf), await decodeTextViaPostalMime(raw, leaf));
+    }
+  }
+  assert.ok(direct > 100, `${direct} parts compared`);
 });
