@@ -158,6 +158,29 @@ export async function createBenchMailbox(server: ServerProcess, email: string): 
   return { id: body.data.mailbox.id, email: body.data.mailbox.email, key: body.data.credential.secret };
 }
 
+/**
+ * CPU time (user + system) a process has used so far, in ms, or with `mainThread` that of its main
+ * thread only (the event loop); NaN where /proc is missing (Linux only).
+ */
+export function cpuMs(pid: number, mainThread = false): number {
+  try {
+    const fields = readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    // utime and stime, in clock ticks (USER_HZ: 100 on Linux).
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Bytes a process has passed to write system calls so far (`wchar` of /proc/PID/io); NaN where missing. */
+export function writtenBytes(pid: number): number {
+  try {
+    return Number(/wchar:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))?.[1] ?? NaN);
+  } catch {
+    return NaN;
+  }
+}
+
 export function rssMiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);

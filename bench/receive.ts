@@ -2,7 +2,7 @@
 // mailboxes; messages/s from the first connect to the last 250 (each 250 means stored durably).
 // Usage: node bench/receive.ts [--backend sqlite|postgres] [--messages 10000] [--senders 20]
 // A loopback DNS server answers the SPF/DKIM/DMARC lookups (NXDOMAIN) as a local resolver would.
-import { arg, createBenchMailbox, benchMessage as message, rssMiB, SmtpClient, startBenchServer } from './lib.ts';
+import { arg, cpuMs, writtenBytes, createBenchMailbox, benchMessage as message, rssMiB, SmtpClient, startBenchServer } from './lib.ts';
 
 const backend = arg('backend', 'sqlite');
 const total = Number(arg('messages', '10000'));
@@ -21,6 +21,13 @@ async function main(): Promise<void> {
 
   let next = 0;
   let last250 = 0;
+  let cpuAtLast250 = 0;
+  const pid = server.child.pid!;
+  const cpu0 = cpuMs(pid);
+  const main0 = cpuMs(pid, true);
+  let mainAtLast250 = 0;
+  const written0 = writtenBytes(pid);
+  let writtenAtLast250 = 0;
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: senders }, async () => {
@@ -39,6 +46,11 @@ async function main(): Promise<void> {
           await c.command(`RCPT TO:<${addresses[i % MAILBOXES]}>`, '250');
           await c.data(payloads[i]!);
           last250 = performance.now();
+          if (next >= total) {
+            cpuAtLast250 = cpuMs(pid);
+            mainAtLast250 = cpuMs(pid, true);
+            writtenAtLast250 = writtenBytes(pid);
+          }
         }
         c.close();
       }
@@ -63,6 +75,8 @@ async function main(): Promise<void> {
 
   console.log(`backend ${backend}: ${total} messages of ${Math.round(size / 1024)} KB, ${senders} concurrent senders, ${MAILBOXES} mailboxes`);
   console.log(`first connect to last 250: ${seconds.toFixed(2)} s = ${Math.round(total / seconds)} msg/s; stored ${stored}/${total}; server RSS ${rss} MiB`);
+  // CPU per message moves less than msg/s when other work shares the cores.
+  console.log(`server CPU per message: ${((cpuAtLast250 - cpu0) / total).toFixed(2)} ms (main thread ${((mainAtLast250 - main0) / total).toFixed(2)} ms); written (WAL, checkpoints, files, sockets): ${((writtenAtLast250 - written0) / total / 1024).toFixed(1)} KiB per message`);
   await rig.close();
 }
 
