@@ -1,6 +1,7 @@
 // Which MIME parts are the readable body and which are attachments (the JMAP algorithm, RFC 8621
 // §4.1.4), plus per-part content facts: decoded size, transfer-encoding faults, file name and
-// text decoded through postal-mime (charsets, base64, quoted-printable, format=flowed).
+// text decoded (UTF-8, ASCII and Latin-1 directly; other charsets and format=flowed through postal-mime).
+import { TextDecoder } from 'node:util';
 import PostalMime, { decodeWords } from 'postal-mime';
 import { paramValue, parseStructured } from './header-block.ts';
 import { childSection } from './structure.ts';
