@@ -6,18 +6,25 @@
 //
 // A writer starts the WAL over only when, at the start of its transaction, every frame has been
 // copied; with commits going on, the worker's checkpoint is always a few frames behind. So once the
-// worker has copied a large WAL, the connection runs one more PASSIVE checkpoint right after its
-// next commit (as SQLite's own would, but with only those few frames left to copy), and the next
-// write starts the WAL over. The worker starts at the first request, so a store that never writes
-// much never starts it.
+// worker has copied a large WAL, the connection, right after its next commit and still holding the
+// write lock, has the worker run one more checkpoint (only those few frames left to copy, and the
+// fsyncs) and waits for it without blocking the event loop; the next write starts the WAL over.
+// Writes wait meanwhile, reads do not. The worker starts at the first request, so a store that never
+// writes much never starts it.
 import { Worker } from 'node:worker_threads';
+
+interface CheckpointResult {
+  busy: number;
+  log: number;
+  checkpointed: number;
+}
 
 /** Commits between two checkpoint requests. */
 const COMMITS_PER_CHECKPOINT = 64;
 /**
  * WAL frames (pages, 4 KiB) from which the connection finishes the worker's checkpoint so the WAL
- * starts over: 32 MiB. The finishing step costs two fsyncs on the event loop however large the
- * WAL is (the worker has copied nearly all of it), so it is taken rarely: about every 8 s at 100
+ * starts over: 32 MiB. The finishing step holds writes for two fsyncs however large the WAL is
+ * (the worker has copied nearly all of it), so it is taken rarely: about every 8 s at 100
  * messages/s. SQLite's own threshold, 1,000 pages, would take it every second or so.
  */
 const RESTART_FRAMES = 8192;
@@ -30,6 +37,8 @@ export class Checkpointer {
   private closed = false;
   private inFlight = false;
   private finishDue = false;
+  /** What to do with each reply of the worker (or its failure), in the order the requests were sent. */
+  private readonly replies: { onReply: (r: CheckpointResult | null) => void; onFail: () => void }[] = [];
 
   private readonly onFailure: () => void;
 
@@ -44,6 +53,7 @@ export class Checkpointer {
     this.failed = true;
     this.worker = null;
     this.onFailure();
+    for (const r of this.replies.splice(0)) r.onFail();
   }
 
   /** Called after each commit; every so often asks the worker for a checkpoint. */
@@ -51,12 +61,42 @@ export class Checkpointer {
     if (this.closed || this.failed || this.inFlight || ++this.commits < COMMITS_PER_CHECKPOINT) return;
     this.commits = 0;
     try {
-      this.worker ??= this.start();
+      this.request(
+        (r) => {
+          this.inFlight = false;
+          if (r && r.busy === 0 && r.log >= RESTART_FRAMES && r.checkpointed === r.log) this.finishDue = true;
+        },
+        () => {},
+      );
       this.inFlight = true;
-      this.worker.postMessage('checkpoint');
     } catch {
       this.fail();
     }
+  }
+
+  private request(onReply: (r: CheckpointResult | null) => void, onFail: () => void): void {
+    this.worker ??= this.start();
+    this.replies.push({ onReply, onFail });
+    this.worker.postMessage('checkpoint');
+  }
+
+  /**
+   * The finishing checkpoint, by the worker; resolves once it has run (the caller holds the write
+   * lock meanwhile). False when the worker cannot run it: the caller then runs it itself.
+   */
+  finish(): Promise<boolean> {
+    if (this.closed || this.failed) return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
+      try {
+        this.request(
+          () => resolve(true),
+          () => resolve(false),
+        );
+      } catch {
+        this.fail();
+        resolve(false);
+      }
+    });
   }
 
   private start(): Worker {
@@ -64,10 +104,7 @@ export class Checkpointer {
     worker.unref();
     // Never take the process down for it: fall back to SQLite's checkpoints in the commit.
     worker.on('error', () => this.fail());
-    worker.on('message', (r: { busy: number; log: number; checkpointed: number } | null) => {
-      this.inFlight = false;
-      if (r && r.busy === 0 && r.log >= RESTART_FRAMES && r.checkpointed === r.log) this.finishDue = true;
-    });
+    worker.on('message', (r: CheckpointResult | null) => this.replies.shift()?.onReply(r));
     return worker;
   }
 

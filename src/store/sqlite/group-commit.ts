@@ -127,7 +127,7 @@ class Lease implements DatabaseConnection {
     // Still holding the connection, outside any transaction: the place SQLite's own checkpoint runs.
     // The commit has happened: a failed checkpoint must not turn it into an error (the next
     // finishing step, or SQLite's own on close, copies the WAL).
-    if (this.checkpointer.takeFinishDue()) {
+    if (this.checkpointer.takeFinishDue() && !(await this.checkpointer.finish())) {
       try {
         pragma(this.db, 'wal_checkpoint(PASSIVE)');
       } catch {
