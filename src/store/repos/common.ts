@@ -43,6 +43,16 @@ export async function inWriteOrder<T>(ctx: RepoContext, fn: (db: Kysely<Database
   });
 }
 
+/**
+ * The values that define partial indexes (migrations 001, 005, 006), written into the SQL as
+ * literals. Bound as parameters, SQLite still uses the partial index, but only by planning with
+ * each execution's value, so it prepares the statement again every time: a mailbox read by address
+ * took 56 µs instead of 13, the webhook and outbound claims 0.2 to 2 ms.
+ */
+export const DELETED = sql.lit<'deleted'>('deleted');
+export const PENDING = sql.lit<'pending'>('pending');
+export const DUE_STATUSES = [sql.lit<'queued'>('queued'), sql.lit<'deferred'>('deferred')];
+
 /** Arbitrary constant key of the advisory lock above ("mmux"). */
 const WRITE_ORDER_LOCK_KEY = 0x6d6d7578;
 

@@ -1,7 +1,7 @@
 // Mailboxes. A deleted mailbox keeps its row (status 'deleted') for audit; its address is free once
 // its data has been purged (cleanup_pending = 0).
 import type { MailboxesTable } from '../schema.ts';
-import type { ListQuery, RepoContext } from './common.ts';
+import { DELETED, type ListQuery, type RepoContext } from './common.ts';
 import { ChangesRepo } from './changes.ts';
 import { runCompiled } from './compiled.ts';
 import { readFirst } from './cached-read.ts';
@@ -28,7 +28,7 @@ export class MailboxesRepo {
 
   /** The live (not deleted) mailbox with this address. */
   async liveByEmail(email: string): Promise<MailboxRow | undefined> {
-    return this.ctx.db.selectFrom('mailboxes').selectAll().where('email', '=', email).where('status', '<>', 'deleted').executeTakeFirst();
+    return this.ctx.db.selectFrom('mailboxes').selectAll().where('email', '=', email).where('status', '<>', DELETED).executeTakeFirst();
   }
 
   /** A deleted mailbox with this address whose data is still being purged. */
@@ -45,7 +45,7 @@ export class MailboxesRepo {
       .selectFrom('mailboxes')
       .select((eb) => eb.fn.countAll<number>().as('n'))
       .where('team_id', '=', teamId)
-      .where('status', '<>', 'deleted')
+      .where('status', '<>', DELETED)
       .executeTakeFirstOrThrow();
     return Number(r.n);
   }
@@ -65,7 +65,7 @@ export class MailboxesRepo {
       .selectFrom('mailboxes')
       .select((eb) => eb.fn.countAll<number>().as('n'))
       .where('domain_id', '=', domainId)
-      .where('status', '<>', 'deleted')
+      .where('status', '<>', DELETED)
       .executeTakeFirstOrThrow();
     return Number(r.n);
   }
@@ -79,7 +79,7 @@ export class MailboxesRepo {
       .orderBy('created_at', 'desc')
       .orderBy('id', 'desc')
       .limit(q.limit + 1);
-    if (!q.includeDeleted) query = query.where('status', '<>', 'deleted');
+    if (!q.includeDeleted) query = query.where('status', '<>', DELETED);
     if (q.after) {
       const after = q.after;
       query = query.where((eb) =>

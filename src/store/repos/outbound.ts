@@ -2,9 +2,9 @@
 // next_attempt_at past the lease and incrementing `attempts`, on PostgreSQL under FOR UPDATE SKIP
 // LOCKED so concurrent processes never claim the same row (SQLite has one writer). Finishing an
 // attempt is guarded by that attempt number, so a worker whose lease was taken over changes nothing.
-import type { Insertable, Selectable } from 'kysely';
+import { sql, type Insertable, type Selectable } from 'kysely';
 import type { OutboundRecipientsTable } from '../schema.ts';
-import type { RepoContext } from './common.ts';
+import { DUE_STATUSES, type RepoContext } from './common.ts';
 
 export type OutboundRecipientRow = Selectable<OutboundRecipientsTable>;
 export type OutboundRecipientInsert = Insertable<OutboundRecipientsTable>;
@@ -30,17 +30,19 @@ export class OutboundRepo {
     let due = this.ctx.db
       .selectFrom('outbound_recipients')
       .select('seq')
-      .where('status', 'in', ['queued', 'deferred'])
+      .where('status', 'in', DUE_STATUSES)
       .where('next_attempt_at', '<=', nowIso)
       .orderBy('next_attempt_at')
       .orderBy('seq')
       .limit(limit);
     if (this.ctx.dialect === 'postgres') due = due.forUpdate().skipLocked();
+    // SQLite: an UPDATE takes the write lock even when it changes nothing; it runs only when something is due.
+    else if (!(await due.clearSelect().select(sql.lit(1).as('due')).limit(1).executeTakeFirst())) return [];
     return this.ctx.db
       .updateTable('outbound_recipients')
       .set((eb) => ({ attempts: eb('attempts', '+', 1), next_attempt_at: leaseUntilIso, lease_owner: owner }))
       .where('seq', 'in', due)
-      .where('status', 'in', ['queued', 'deferred'])
+      .where('status', 'in', DUE_STATUSES)
       .returningAll()
       .execute();
   }
@@ -53,7 +55,7 @@ export class OutboundRepo {
       .set({ next_attempt_at: leaseUntilIso })
       .where('seq', 'in', seqs)
       .where('lease_owner', '=', owner)
-      .where('status', 'in', ['queued', 'deferred'])
+      .where('status', 'in', DUE_STATUSES)
       .execute();
   }
 
@@ -62,7 +64,7 @@ export class OutboundRepo {
     const r = await this.ctx.db
       .updateTable('outbound_recipients')
       .set({ next_attempt_at: nowIso, lease_owner: null })
-      .where('status', 'in', ['queued', 'deferred'])
+      .where('status', 'in', DUE_STATUSES)
       .where('lease_owner', 'is not', null)
       .executeTakeFirst();
     return Number(r.numUpdatedRows);
@@ -73,7 +75,7 @@ export class OutboundRepo {
     const r = await this.ctx.db
       .selectFrom('outbound_recipients')
       .select((eb) => eb.fn.min('next_attempt_at').as('m'))
-      .where('status', 'in', ['queued', 'deferred'])
+      .where('status', 'in', DUE_STATUSES)
       .executeTakeFirst();
     return (r?.m as string | null | undefined) ?? null;
   }
@@ -85,7 +87,7 @@ export class OutboundRepo {
       .set({ ...outcome, updated_at: at })
       .where('seq', '=', seq)
       .where('attempts', '=', attempt)
-      .where('status', 'in', ['queued', 'deferred'])
+      .where('status', 'in', DUE_STATUSES)
       .executeTakeFirst();
     return Number(r.numUpdatedRows) === 1;
   }
@@ -105,7 +107,7 @@ export class OutboundRepo {
       .updateTable('outbound_recipients')
       .set({ status: 'failed', smtp_reply: 'canceled', final_at: at, updated_at: at })
       .where('submission_id', '=', submissionId)
-      .where('status', 'in', ['queued', 'deferred'])
+      .where('status', 'in', DUE_STATUSES)
       .executeTakeFirst();
     return Number(r.numUpdatedRows);
   }

@@ -3,9 +3,9 @@
 // on PostgreSQL under FOR UPDATE SKIP LOCKED so concurrent processes never claim the same row;
 // SQLite has one writer. A claim increments `attempts`, and finishing an attempt is guarded by
 // that number, so a late finisher whose lease was taken over changes nothing.
-import type { Insertable, Selectable } from 'kysely';
+import { sql, type Insertable, type Selectable } from 'kysely';
 import type { WebhookAttemptsTable, WebhookDeliveriesTable, WebhooksTable } from '../schema.ts';
-import type { ListQuery, RepoContext } from './common.ts';
+import { PENDING, type ListQuery, type RepoContext } from './common.ts';
 
 export type WebhookRow = WebhooksTable;
 export type WebhookDeliveryRow = Selectable<WebhookDeliveriesTable>;
@@ -91,16 +91,21 @@ export class WebhooksRepo {
     let due = this.ctx.db
       .selectFrom('webhook_deliveries')
       .select('seq')
-      .where('state', '=', 'pending')
+      .where('state', '=', PENDING)
       .where('next_attempt_at', '<=', nowIso)
       .orderBy('next_attempt_at')
       .limit(limit);
     if (this.ctx.dialect === 'postgres') due = due.forUpdate().skipLocked();
+    else if (!(await due.clearSelect().select(sql.lit(1).as('due')).limit(1).executeTakeFirst())) {
+      // SQLite: an UPDATE takes the write lock even when it changes nothing (a look at an empty
+      // outbox cost ten times a read); it runs only when something is due.
+      return [];
+    }
     return this.ctx.db
       .updateTable('webhook_deliveries')
       .set((eb) => ({ attempts: eb('attempts', '+', 1), next_attempt_at: leaseUntilIso }))
       .where('seq', 'in', due)
-      .where('state', '=', 'pending')
+      .where('state', '=', PENDING)
       .returningAll()
       .execute();
   }
@@ -110,7 +115,7 @@ export class WebhooksRepo {
     const r = await this.ctx.db
       .selectFrom('webhook_deliveries')
       .select((eb) => eb.fn.min('next_attempt_at').as('m'))
-      .where('state', '=', 'pending')
+      .where('state', '=', PENDING)
       .executeTakeFirst();
     return (r?.m as string | null | undefined) ?? null;
   }
@@ -125,7 +130,7 @@ export class WebhooksRepo {
       .set({ state: change.state, last_attempt_at: change.at, ...(change.nextAt ? { next_attempt_at: change.nextAt } : {}) })
       .where('seq', '=', seq)
       .where('attempts', '=', attempt)
-      .where('state', '=', 'pending')
+      .where('state', '=', PENDING)
       .executeTakeFirst();
     return Number(r.numUpdatedRows) === 1;
   }
