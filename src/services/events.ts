@@ -89,6 +89,10 @@ export class EventsService {
   private lastSeq = -1;
   private draining = false;
   private again = false;
+  /** Committed by this process, not yet dispatched, by seq. */
+  private readonly local = new Map<number, EventRow>();
+  /** The log may hold rows this process did not write: read it at the next drain. */
+  private readNeeded = false;
   private timer: NodeJS.Timeout | null = null;
   private unlisten: (() => Promise<void>) | null = null;
   private started = false;
@@ -115,7 +119,7 @@ export class EventsService {
       webhook_id: input.webhookId ?? null,
     });
     for (const f of this.fanouts) await f(tx, row);
-    tx.afterCommit(() => this.committed());
+    tx.afterCommit(() => this.committed(row));
     return row;
   }
 
@@ -151,13 +155,24 @@ export class EventsService {
     return this.lastSeq;
   }
 
-  /** After a local commit: tell the other processes, and drain at once here. */
-  private committed(): void {
+  /**
+   * After a local commit: tell the other processes, and dispatch here at once. The committed row
+   * is at hand: when it is the next seq, it goes out without reading the log back.
+   */
+  private committed(row: EventRow): void {
     void this.ctx.store.notifyEvents().catch((err: unknown) => this.ctx.log.warn({ event: 'events.notify_failed', err: (err as Error).message }));
-    this.wake();
+    if (!this.started) return;
+    this.local.set(Number(row.seq), row);
+    this.kick();
   }
 
+  /** Another process may have written events (NOTIFY, the safety-net poll): read the log. */
   wake(): void {
+    this.readNeeded = true;
+    this.kick();
+  }
+
+  private kick(): void {
     if (!this.started) return;
     if (this.draining) {
       this.again = true;
@@ -166,27 +181,46 @@ export class EventsService {
     void this.drain();
   }
 
+  private dispatch(row: EventRow): void {
+    this.lastSeq = Number(row.seq);
+    for (const l of this.listeners) {
+      try {
+        l(row);
+      } catch (err) {
+        this.ctx.log.error({ event: 'events.listener_failed', err: (err as Error).message });
+      }
+    }
+  }
+
+  /** Dispatches this process's committed rows that follow on from the last seq dispatched. */
+  private dispatchLocal(): void {
+    for (let row = this.local.get(this.lastSeq + 1); row; row = this.local.get(this.lastSeq + 1)) {
+      this.local.delete(this.lastSeq + 1);
+      this.dispatch(row);
+    }
+    for (const seq of this.local.keys()) if (seq <= this.lastSeq) this.local.delete(seq);
+  }
+
   private async drain(): Promise<void> {
     this.draining = true;
     try {
       do {
         this.again = false;
+        this.dispatchLocal();
+        // Rows left over have a gap before them: another process's events (or, on PostgreSQL, a
+        // sequence number a rolled-back transaction took). The log has them all, in order.
+        if (this.local.size > 0) this.readNeeded = true;
+        if (!this.readNeeded) continue;
+        this.readNeeded = false;
         for (;;) {
           const rows = await this.ctx.store.events.after(this.lastSeq, TAIL_BATCH);
-          for (const row of rows) {
-            this.lastSeq = row.seq;
-            for (const l of this.listeners) {
-              try {
-                l(row);
-              } catch (err) {
-                this.ctx.log.error({ event: 'events.listener_failed', err: (err as Error).message });
-              }
-            }
-          }
+          for (const row of rows) this.dispatch(row);
           if (rows.length < TAIL_BATCH) break;
         }
+        this.dispatchLocal();
       } while (this.again && this.started);
     } catch (err) {
+      this.readNeeded = true;
       this.ctx.log.warn({ event: 'events.tail_failed', err: (err as Error).message });
     } finally {
       this.draining = false;
