@@ -254,14 +254,25 @@ export async function decodeTextViaPostalMime(raw: Buffer, e: MimeEntity): Promi
   return wide ? text.split('\r\n').join('\n') : text;
 }
 
-/** CRLF to LF on bytes (for ASCII-compatible charsets): string replace is ~15x slower on big bodies. */
-function crlfToLf(bytes: Buffer): Buffer {
-  if (bytes.indexOf(0x0d) < 0) return bytes;
+const CRLF = Buffer.from('\r\n', 'latin1');
+
+/**
+ * CRLF to LF on bytes (for ASCII-compatible charsets): string replace is ~15x slower on big bodies,
+ * and a byte-at-a-time loop ~5x slower than copying the runs between line ends. A CR not followed
+ * by LF is kept.
+ */
+export function crlfToLf(bytes: Buffer): Buffer {
+  let end = bytes.indexOf(CRLF);
+  if (end < 0) return bytes;
   const out = Buffer.allocUnsafe(bytes.length);
   let n = 0;
-  for (let i = 0; i < bytes.length; i++) {
-    const b = bytes[i] as number;
-    if (b !== 0x0d || bytes[i + 1] !== 0x0a) out[n++] = b;
+  let start = 0;
+  while (end >= 0) {
+    n += bytes.copy(out, n, start, end);
+    // The LF of the pair starts the next run.
+    start = end + 1;
+    end = bytes.indexOf(CRLF, start);
   }
+  n += bytes.copy(out, n, start);
   return out.subarray(0, n);
 }

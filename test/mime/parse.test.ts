@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
-import { decodeText, decodeTextViaPostalMime, directDecoder, leaves } from '../../src/mime/body-parts.ts';
+import { crlfToLf, decodeText, decodeTextViaPostalMime, directDecoder, leaves } from '../../src/mime/body-parts.ts';
 import { splitMime } from '../../src/mime/structure.ts';
 import { parseMessage } from '../../src/mime/parse.ts';
 import { threadKeys } from '../../src/mime/threading.ts';
@@ -83,4 +83,22 @@ test('text parts in UTF-8, ASCII and Latin-1 decode directly exactly as through 
     }
   }
   assert.ok(direct > 100, `${direct} parts compared`);
+});
+
+test('CRLF to LF on bytes: every CRLF becomes LF; a lone CR or LF stays', () => {
+  const cases: [string, string][] = [
+    ['', ''],
+    ['a', 'a'],
+    ['\r\n', '\n'],
+    ['a\r\nb\r\n', 'a\nb\n'],
+    ['\r\r\n\n\r', '\r\n\n\r'],
+    ['x\ry\nz\r\n\r\n', 'x\ry\nz\n\n'],
+    ['\r\n'.repeat(1000) + 'end', '\n'.repeat(1000) + 'end'],
+  ];
+  for (const [input, expected] of cases) assert.equal(crlfToLf(Buffer.from(input, 'latin1')).toString('latin1'), expected, JSON.stringify(input));
+  // Random bytes against the obvious definition.
+  for (let k = 0; k < 200; k++) {
+    const bytes = Buffer.from(Array.from({ length: (k * 7) % 300 }, (_, i) => [0x0d, 0x0a, 0x41, 0xff][(i * 31 + k * 17 + ((i * i) % 7)) % 4]!));
+    assert.equal(crlfToLf(bytes).toString('latin1'), bytes.toString('latin1').replace(/\r\n/g, '\n'));
+  }
 });
