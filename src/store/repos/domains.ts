@@ -2,6 +2,7 @@
 import type { DomainsTable } from '../schema.ts';
 import type { ListQuery, RepoContext } from './common.ts';
 import { ChangesRepo } from './changes.ts';
+import { runCompiled } from './compiled.ts';
 
 export type DomainRow = DomainsTable;
 
@@ -23,7 +24,9 @@ export class DomainsRepo {
   }
 
   async byName(domain: string): Promise<DomainRow | undefined> {
-    return this.ctx.db.selectFrom('domains').selectAll().where('domain', '=', domain).executeTakeFirst();
+    // Every inbound recipient's domain is looked up here: compiled once.
+    const r = await runCompiled<DomainRow>(this.ctx.db, this.ctx.dialect, 'domains.by_name', (d) => d.selectFrom('domains').selectAll().where('domain', '=', domain), [domain]);
+    return r.rows[0];
   }
 
   async listAllCustom(): Promise<DomainRow[]> {

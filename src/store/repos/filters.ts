@@ -3,6 +3,7 @@
 import type { FilterSetsTable } from '../schema.ts';
 import type { RepoContext } from './common.ts';
 import { ChangesRepo } from './changes.ts';
+import { runCompiled } from './compiled.ts';
 
 export type FilterSetRow = FilterSetsTable;
 
@@ -15,12 +16,15 @@ export class FiltersRepo {
   }
 
   async get(ownerKind: FilterSetRow['owner_kind'], ownerId: string): Promise<FilterSetRow | undefined> {
-    return this.ctx.db
-      .selectFrom('filter_sets')
-      .selectAll()
-      .where('owner_kind', '=', ownerKind)
-      .where('owner_id', '=', ownerId)
-      .executeTakeFirst();
+    // Read for every inbound recipient (its mailbox's and its domain's): compiled once.
+    const r = await runCompiled<FilterSetRow>(
+      this.ctx.db,
+      this.ctx.dialect,
+      'filter_sets.get',
+      (d) => d.selectFrom('filter_sets').selectAll().where('owner_kind', '=', ownerKind).where('owner_id', '=', ownerId),
+      [ownerKind, ownerId],
+    );
+    return r.rows[0];
   }
 
   async put(row: FilterSetRow, teamId: string | null): Promise<void> {

@@ -28,7 +28,9 @@ export class MailboxesRepo {
 
   /** The live (not deleted) mailbox with this address. */
   async liveByEmail(email: string): Promise<MailboxRow | undefined> {
-    return this.ctx.db.selectFrom('mailboxes').selectAll().where('email', '=', email).where('status', '<>', DELETED).executeTakeFirst();
+    // Every inbound recipient is looked up here: compiled once.
+    const r = await runCompiled<MailboxRow>(this.ctx.db, this.ctx.dialect, 'mailboxes.live_by_email', (d) => d.selectFrom('mailboxes').selectAll().where('email', '=', email).where('status', '<>', DELETED), [email]);
+    return r.rows[0];
   }
 
   /** A deleted mailbox with this address whose data is still being purged. */

@@ -6,6 +6,7 @@
 import { sql, type Insertable, type Selectable } from 'kysely';
 import type { WebhookAttemptsTable, WebhookDeliveriesTable, WebhooksTable } from '../schema.ts';
 import { PENDING, type ListQuery, type RepoContext } from './common.ts';
+import { runCompiled } from './compiled.ts';
 
 export type WebhookRow = WebhooksTable;
 export type WebhookDeliveryRow = Selectable<WebhookDeliveriesTable>;
@@ -58,7 +59,9 @@ export class WebhooksRepo {
 
   /** The team's webhooks that take new events: enabled and not failing. */
   async deliverableForTeam(teamId: string): Promise<WebhookRow[]> {
-    return this.ctx.db.selectFrom('webhooks').selectAll().where('team_id', '=', teamId).where('enabled', '=', 1).where('failing', '=', 0).execute();
+    // Read by the fan-out of every event: compiled once.
+    const r = await runCompiled<WebhookRow>(this.ctx.db, this.ctx.dialect, 'webhooks.deliverable_for_team', (d) => d.selectFrom('webhooks').selectAll().where('team_id', '=', teamId).where('enabled', '=', 1).where('failing', '=', 0), [teamId, 1, 0]);
+    return r.rows;
   }
 
   async update(id: string, patch: Partial<Omit<WebhookRow, 'id' | 'team_id' | 'created_at'>>): Promise<void> {
