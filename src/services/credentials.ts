@@ -14,6 +14,12 @@ export interface PrefetchedMailbox {
   row: MailboxRow | undefined;
 }
 
+/** A principal (null: not authenticated) and the mailbox read with it. */
+export interface AuthWithMailbox {
+  principal: Principal | null;
+  mailbox: PrefetchedMailbox;
+}
+
 /** The security checks on the key row read for `hash`: every request runs them, on a fresh read. */
 function principalOf(row: AuthKeyRow | undefined, hash: string, kind: 'root' | 'mailbox'): Principal | null {
   // The lookup is by hash; compare again in constant time so no timing tells how much matched.
@@ -35,14 +41,22 @@ export class CredentialsService {
    * active. No cache: a revocation by any process (the CLI, another server) holds at once.
    */
   async authenticate(secret: string): Promise<Principal | null> {
-    const kind = secretKindOf(secret);
-    if (kind === null || secret.length > 200) return null;
-    return this.lookup(hashSecret(secret), kind);
+    return this.authenticateNow(secret);
   }
 
-  private async lookup(hash: string, kind: 'root' | 'mailbox'): Promise<Principal | null> {
+  /**
+   * authenticate, answered synchronously when the store reads at once (SQLite outside a
+   * transaction), else a promise: the HTTP request path takes no promise hop when it need not.
+   * `sameTurn`: called synchronously from the dispatch of a request received in this event-loop
+   * turn, so the read may share the turn's check for other processes' commits (store/fast-read.ts).
+   */
+  authenticateNow(secret: string, sameTurn = false): Principal | null | Promise<Principal | null> {
+    const kind = secretKindOf(secret);
+    if (kind === null || secret.length > 200) return null;
+    const hash = hashSecret(secret);
     // One read: the key with its mailbox's status and address.
-    return principalOf(await this.ctx.store.keys.forAuthentication(hash), hash, kind);
+    const row = this.ctx.store.keys.forAuthentication(hash, sameTurn);
+    return row instanceof Promise ? row.then((r) => principalOf(r, hash, kind)) : principalOf(row, hash, kind);
   }
 
   /**
@@ -50,12 +64,18 @@ export class CredentialsService {
    * two, for the routes that read one mailbox). The mailbox is returned whoever asks: the caller
    * checks it belongs to the principal's team, as it would after reading it itself.
    */
-  async authenticateWithMailbox(secret: string, mailboxId: string): Promise<{ principal: Principal | null; mailbox: PrefetchedMailbox }> {
+  async authenticateWithMailbox(secret: string, mailboxId: string): Promise<AuthWithMailbox> {
+    return this.authenticateWithMailboxNow(secret, mailboxId);
+  }
+
+  /** authenticateWithMailbox, synchronously when the store reads at once (as authenticateNow). */
+  authenticateWithMailboxNow(secret: string, mailboxId: string, sameTurn = false): AuthWithMailbox | Promise<AuthWithMailbox> {
     const kind = secretKindOf(secret);
     if (kind === null || secret.length > 200) return { principal: null, mailbox: { row: undefined } };
     const hash = hashSecret(secret);
-    const found = await this.ctx.store.keys.forAuthenticationWithMailbox(hash, mailboxId);
-    return { principal: principalOf(found?.key, hash, kind), mailbox: { row: found?.mailbox } };
+    const found = this.ctx.store.keys.forAuthenticationWithMailbox(hash, mailboxId, sameTurn);
+    const outcome = (f: Awaited<typeof found>): AuthWithMailbox => ({ principal: principalOf(f?.key, hash, kind), mailbox: { row: f?.mailbox } });
+    return found instanceof Promise ? found.then(outcome) : outcome(found);
   }
 
   /** SMTP and IMAP login: the username is the mailbox address, the password its credential. */

@@ -2,5 +2,10 @@
 import { hash } from 'node:crypto';
 
 export function etagOf(value: unknown): string {
-  return `W/"${hash('sha256', JSON.stringify(value), 'hex').slice(0, 16)}"`;
+  return etagOfJson(JSON.stringify(value));
+}
+
+/** etagOf for a value already serialised with JSON.stringify. */
+export function etagOfJson(json: string): string {
+  return `W/"${hash('sha256', json, 'hex').slice(0, 16)}"`;
 }

@@ -251,12 +251,15 @@ export class MailboxesService {
 
   /** `prefetched`: the row already read with the request's credential (same checks as a fresh read). */
   async get(teamId: string, id: string, prefetched?: PrefetchedMailbox): Promise<MailboxView> {
-    if (prefetched) {
-      const row = prefetched.row;
-      if (!row || row.id !== id || row.team_id !== teamId) throw notFound('Mailbox');
-      return mailboxView(row);
-    }
+    if (prefetched) return mailboxView(this.prefetchedRow(teamId, id, prefetched));
     return mailboxView(await this.getRow(teamId, id));
+  }
+
+  /** The row read with the request's credential, if it is mailbox `id` of this team (get's checks, synchronously); else 404. */
+  prefetchedRow(teamId: string, id: string, prefetched: PrefetchedMailbox): MailboxRow {
+    const row = prefetched.row;
+    if (!row || row.id !== id || row.team_id !== teamId) throw notFound('Mailbox');
+    return row;
   }
 
   async patch(teamId: string, id: string, input: PatchMailboxInput): Promise<MailboxView> {

@@ -150,6 +150,105 @@ describeEachBackend('fast point reads', (backend) => {
     assert.equal((await a.mailboxes.get('mbx_three'))?.display_name, null);
   });
 
+  // The HTTP request path reads with sameTurn: one check of the WAL-index header per event-loop turn.
+  const sqliteOnly = backend.name === 'sqlite' ? {} : { skip: 'PostgreSQL reads are never shared' };
+
+  /** Reads with sameTurn in microtasks of this turn until `until` holds; true if it did before the turn ended. */
+  async function withinTurn(read: () => unknown, until: (row: any) => boolean): Promise<boolean> {
+    let turnOver = false;
+    setImmediate(() => (turnOver = true));
+    for (let i = 0; i < 500 && !turnOver; i++) {
+      const row = read();
+      assert.ok(!(row instanceof Promise), 'a fast read answers synchronously');
+      if (until(row)) return !turnOver;
+      await null;
+    }
+    return false;
+  }
+
+  test('reads sharing a turn see this process\'s own commit at once, within the turn', sqliteOnly, async () => {
+    await key('smx_root4', 'smx_root_four', null);
+    const hash = hashSecret('smx_root_four');
+    for (let i = 0; i < 3; i++) assert.equal((await a.keys.forAuthentication(hash, true))?.revoked_at, null);
+    // The revoke's statement runs a few microtasks from now, in this turn (only its flush waits).
+    const revoking = a.keys.revoke('smx_root4', NOW);
+    assert.ok(await withinTurn(() => a.keys.forAuthentication(hash, true), (row) => row?.revoked_at === NOW), 'revoke seen in the same turn');
+    await revoking;
+  });
+
+  test('reads sharing a turn see a transaction of this process once it commits, never before', sqliteOnly, async () => {
+    await mailbox('mbx_five');
+    await key('smx_mbx5', 'smx_mbx_five', 'mbx_five');
+    const hash = hashSecret('smx_mbx_five');
+    for (let i = 0; i < 3; i++) assert.equal((await a.keys.forAuthenticationWithMailbox(hash, 'mbx_five', true))?.mailbox?.status, 'active');
+    let committed = false;
+    const suspending = a
+      .transaction(async (tx) => {
+        await tx.mailboxes.update('mbx_five', { status: 'suspended', updated_at: NOW });
+        await tx.keys.revoke('smx_mbx5', NOW);
+      })
+      .then(() => (committed = true));
+    // Reads between the transaction's writes and its COMMIT (same turn) show the committed state;
+    // the first read after COMMIT shows the suspension, though total_changes() did not move at COMMIT.
+    const seen = await withinTurn(
+      () => a.keys.forAuthenticationWithMailbox(hash, 'mbx_five', true),
+      (both) => {
+        if (both?.mailbox?.status === 'suspended') assert.equal(both.key.revoked_at, NOW, 'both writes or neither');
+        return both?.mailbox?.status === 'suspended';
+      },
+    );
+    assert.ok(seen, 'the commit seen in the same turn');
+    await suspending;
+    assert.ok(committed);
+  });
+
+  test('reads sharing a turn see another process\'s commit from the next turn on', async () => {
+    await key('smx_root6', 'smx_root_six', null);
+    const hash = hashSecret('smx_root_six');
+    for (let i = 0; i < 3; i++) assert.equal((await a.keys.forAuthentication(hash, true))?.revoked_at, null);
+    await b.keys.revoke('smx_root6', NOW);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal((await a.keys.forAuthentication(hash, true))?.revoked_at, NOW);
+    assert.equal((await a.keys.forAuthenticationWithMailbox(hash, 'mbx_none', true))?.key.revoked_at, NOW);
+  });
+
+  test('reads asked for together (one batched statement on PostgreSQL) each get their own answer', async () => {
+    await mailbox('mbx_b1');
+    await mailbox('mbx_b2', 'suspended');
+    await key('smx_rootb', 'smx_root_batch', null);
+    await key('smx_mbxb', 'smx_mbx_batch', 'mbx_b2');
+    const root = hashSecret('smx_root_batch');
+    const mbx = hashSecret('smx_mbx_batch');
+    const unknown = hashSecret('smx_root_nobody');
+    const asks: [string, string][] = [
+      [root, 'mbx_b1'],
+      [root, 'mbx_b2'],
+      [mbx, 'mbx_b1'],
+      [unknown, 'mbx_b1'],
+      [root, 'mbx_nosuch'],
+      [mbx, 'mbx_b2'],
+    ];
+    for (let round = 0; round < 2; round++) {
+      const together = await Promise.all([...asks, ...asks].map(([h, m]) => a.keys.forAuthenticationWithMailbox(h, m)));
+      const keysAlone = await Promise.all([root, mbx, unknown, root].map((h) => a.keys.forAuthentication(h)));
+      for (const [i, [h, m]] of [...asks, ...asks].entries()) {
+        const alone = await b.keys.forAuthenticationWithMailbox(h, m);
+        assert.deepEqual(together[i], alone, `ask ${i}`);
+      }
+      assert.equal(together[0]?.mailbox?.id, 'mbx_b1');
+      assert.equal(together[1]?.mailbox?.status, 'suspended');
+      assert.equal(together[2]?.key.mailbox_status, 'suspended');
+      assert.equal(together[3], undefined);
+      assert.equal(together[4]?.mailbox, undefined);
+      assert.deepEqual(keysAlone.map((k) => k?.id), ['smx_rootb', 'smx_mbxb', undefined, 'smx_rootb']);
+    }
+    // Callers that may change their row get their own, also when they asked together.
+    const [m1, m2] = await Promise.all([a.mailboxes.get('mbx_b1'), a.mailboxes.get('mbx_b1')]);
+    assert.ok(m1 && m2 && m1 !== m2);
+    m1.display_name = 'changed by one caller';
+    assert.equal(m2.display_name, null);
+  });
+
   test('callers get their own copy of a kept row', async () => {
     await mailbox('mbx_four');
     const first = await a.mailboxes.get('mbx_four');

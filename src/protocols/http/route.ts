@@ -32,6 +32,8 @@ export interface HandlerContext<P extends Principal | null = Principal> {
 export interface HandlerResult {
   status?: number;
   data?: unknown;
+  /** `data` already serialised with JSON.stringify (say, to hash it for the ETag): sent as is instead. */
+  dataJson?: string;
   pagination?: { has_more: boolean; next_cursor?: string };
   meta?: Record<string, unknown>;
   etag?: string;
@@ -78,7 +80,8 @@ export interface RouteDef<P extends Principal | null = Principal> {
   prefetchMailbox?: string;
   /** Runs before contract validation: for the few semantic checks the spec wants as 422. */
   precheck?: (body: any) => void;
-  handler: (ctx: HandlerContext<P>) => Promise<HandlerResult>;
+  /** May answer synchronously (a value, not a promise): the response then goes out in the same turn. */
+  handler: (ctx: HandlerContext<P>) => HandlerResult | Promise<HandlerResult>;
 }
 
 export interface RouteDeps {
@@ -137,175 +140,218 @@ export function defineRoute<P extends Principal | null>(deps: RouteDeps, def: Ro
   // The Sending API answers schema failures with 422; the app API with 400.
   const schemaCode: ErrorCode = sending ? 'validation_error' : 'invalid_parameter';
   const wantsJsonBody = op.validateBody !== null;
+  const credentials = deps.services.credentials;
+  const limiter = deps.limiter;
+  const surfaceLimit = deps.rateLimits[def.surface];
+  const prefetchParam = def.prefetchMailbox;
+
+  // The request path runs synchronously as far as it can: with SQLite's fast read the credential
+  // (and the prefetched mailbox) are read at once, and a handler that answers without awaiting is
+  // sent in the same turn. Only a step that really waits (PostgreSQL, a transaction, an
+  // Idempotency-Key claim, an async handler) takes a promise hop. Every check runs either way.
+  const authenticated = (req: FastifyRequest, reply: FastifyReply, token: string | null, principal: Principal | null, prefetchedMailbox: PrefetchedMailbox | undefined): void | Promise<void> => {
+    const requestId = req.id;
+    const viaToken = !token && def.tokenAuth !== undefined && def.tokenAuth(req.query as Record<string, unknown>, req.headers);
+    if (!principal && !viaToken) {
+      const d = limiter.hit(`ip:${req.ip}`, deps.rateLimits.unauthenticated);
+      setRateHeaders(reply, d);
+      if (!d.allowed) fail('rate_limit_exceeded', 'Too many requests', { retryAfterSeconds: d.retryAfterSeconds });
+      fail('authentication_required', token ? 'API key is invalid, revoked or its mailbox is not active' : 'Missing Authorization: Bearer <api key>');
+    }
+    const p = principal as Principal;
+    if (principal) {
+      const decision = limiter.hit(`key:${p.keyId}:${def.surface}`, surfaceLimit);
+      setRateHeaders(reply, decision);
+      if (!decision.allowed) fail('rate_limit_exceeded', 'Rate limit exceeded', { retryAfterSeconds: decision.retryAfterSeconds });
+      if (def.surface === 'management' && p.kind !== 'root') fail('insufficient_permissions', 'Management API requires a root key (smx_root_…)');
+      if (def.surface === 'mailbox' && p.kind !== 'mailbox') fail('insufficient_permissions', 'Root key used on a mailbox-scoped endpoint; a mailbox API key is required');
+      if (def.surface === 'sending' && p.kind !== 'mailbox') fail('insufficient_permissions', 'The Sending API requires a mailbox key (smx_mbx_…)');
+      // mailbox_id targeting: a mailbox key grants exactly one mailbox.
+      const target = (req.query as Record<string, unknown>).mailbox_id;
+      if (def.surface === 'mailbox' && p.kind === 'mailbox' && typeof target === 'string' && target !== '' && target !== p.mailboxId) {
+        fail('insufficient_permissions', 'mailbox_id is outside this credential\'s grant', { param: 'mailbox_id' });
+      }
+    } else {
+      const d = limiter.hit(`ip:${req.ip}`, deps.rateLimits.unauthenticated);
+      setRateHeaders(reply, d);
+      if (!d.allowed) fail('rate_limit_exceeded', 'Too many requests', { retryAfterSeconds: d.retryAfterSeconds });
+    }
+
+    // Contract validation.
+    const query = { ...(req.query as Record<string, unknown>) };
+    for (const name of op.requiredQuery) {
+      if (query[name] === undefined || query[name] === '') {
+        if (sending) fail(schemaCode, `Query parameter ${name} is required`, { errors: [{ field: name, code: 'invalid_type', message: 'Required' }] });
+        fail('missing_parameter', `Query parameter ${name} is required`, { param: name });
+      }
+    }
+    if (op.validateQuery && !op.validateQuery(query)) {
+      const errors = issuesOf(op.validateQuery.errors);
+      fail(schemaCode, `Invalid query parameter ${errors[0]?.field ?? ''}`.trim(), { errors });
+    }
+    let body: unknown = req.body;
+    if (wantsJsonBody) {
+      if (Buffer.isBuffer(body)) fail('invalid_parameter', 'Content-Type must be application/json');
+      if (body === undefined || body === null) {
+        if (op.bodyRequired) fail(schemaCode, 'A JSON request body is required', { errors: [{ field: '(body)', code: 'invalid_type', message: 'Required' }] });
+        body = {};
+      }
+      def.precheck?.(body);
+      if (!def.ownBodyValidation && !op.validateBody!(body)) {
+        const errors = issuesOf(op.validateBody!.errors);
+        fail(schemaCode, 'Request body failed validation', { errors });
+      }
+    }
+
+    const ctx: HandlerContext<P> = {
+      principal: p as P,
+      params: req.params as Record<string, string>,
+      query,
+      body,
+      headers: req.headers,
+      requestId,
+      ...(prefetchedMailbox ? { prefetchedMailbox } : {}),
+      checkIfMatch(currentEtag: string) {
+        const h = req.headers['if-match'];
+        if (typeof h === 'string' && !etagMatches(h, currentEtag)) {
+          throw new AppError('conflict', 'If-Match does not match the current ETag', { etag: currentEtag });
+        }
+      },
+    };
+
+    // Idempotency-Key.
+    const idemKey = req.headers['idempotency-key'];
+    if (def.idempotent && typeof idemKey === 'string') {
+      if (idemKey.length === 0 || idemKey.length > IDEMPOTENCY_KEY_MAX) fail('invalid_parameter', `Idempotency-Key must be 1 to ${IDEMPOTENCY_KEY_MAX} characters`, { param: 'Idempotency-Key' });
+      return runIdempotent(req, reply, ctx, p, idemKey);
+    }
+
+    const result = def.handler(ctx);
+    if (result instanceof Promise) return result.then((r) => send(req, reply, r));
+    send(req, reply, result);
+  };
+
+  // With an Idempotency-Key: claim it, replay a finished request, or run the handler and store its answer.
+  const runIdempotent = async (req: FastifyRequest, reply: FastifyReply, ctx: HandlerContext<P>, p: Principal, idemKey: string): Promise<void> => {
+    const owner = p.kind === 'mailbox' && def.surface !== 'management' ? `mailbox:${p.mailboxId}` : `team:${p.teamId}`;
+    const scope = `${owner}:${def.method} ${def.path}`;
+    const body = ctx.body;
+    // Upload bodies are bytes: fingerprint their digest, not a JSON rendering of every byte.
+    const bodyPrint = Buffer.isBuffer(body) ? `bytes:${createHash('sha256').update(body).digest('hex')}` : canonicalJson(body ?? null);
+    const fingerprint = createHash('sha256').update(`${def.method} ${req.url}\n${bodyPrint}`).digest('hex');
+    const now = deps.services.clock.now();
+    const existing = await deps.services.store.idempotency.claim({
+      scope,
+      key: idemKey,
+      fingerprint,
+      state: 'in_flight',
+      status_code: null,
+      response: null,
+      created_at: iso(now),
+      expires_at: iso(now + IDEMPOTENCY_TTL_MS),
+    });
+    if (existing) {
+      if (existing.fingerprint !== fingerprint) fail('idempotency_conflict', 'Idempotency-Key was already used with a different request');
+      if (existing.state !== 'done' || existing.response === null) fail('idempotency_conflict', 'A request with this Idempotency-Key is still in progress; retry shortly');
+      const stored = JSON.parse(existing.response as string) as StoredResponse;
+      reply.header('Idempotent-Replayed', 'true');
+      // The replay is the original body, request id included; X-Request-Id must equal meta.request_id.
+      const originalId = (stored.body as { meta?: { request_id?: unknown } } | null)?.meta?.request_id;
+      if (typeof originalId === 'string') reply.header('X-Request-Id', originalId);
+      for (const [k, v] of Object.entries(stored.headers)) reply.header(k, v);
+      reply.code(stored.status).type('application/json').send(stored.body);
+      return;
+    }
+
+    let result: HandlerResult;
+    try {
+      result = await def.handler(ctx);
+    } catch (err) {
+      if (err instanceof AppError && STATUS_OF[err.code] < 500) {
+        const status = STATUS_OF[err.code];
+        const bodyOut = errorBody(req.id, err.code, err.message, err.options);
+        await deps.services.store.idempotency.complete(scope, idemKey, status, JSON.stringify({ status, body: bodyOut, headers: {} }));
+      } else {
+        await deps.services.store.idempotency.release(scope, idemKey);
+      }
+      throw err;
+    }
+    if (!result.stream && !result.raw) {
+      const status = result.status ?? 200;
+      const headers: Record<string, string> = { ...(result.headers ?? {}) };
+      if (result.etag) headers.ETag = result.etag;
+      const data = result.dataJson !== undefined ? JSON.parse(result.dataJson) : (result.data ?? null);
+      const out = envelopeObject(req.id, data, result);
+      const stored = def.redactForReplay ? { ...out, data: def.redactForReplay(out.data) } : out;
+      await deps.services.store.idempotency.complete(scope, idemKey, status, JSON.stringify({ status, body: stored, headers }));
+    }
+    send(req, reply, result);
+  };
+
+  // The success answer: headers, then the envelope (serialised here, once), a raw body or a stream.
+  const send = (req: FastifyRequest, reply: FastifyReply, result: HandlerResult): void => {
+    const status = result.status ?? 200;
+    if (result.headers) for (const k of Object.keys(result.headers)) reply.header(k, result.headers[k]);
+    if (result.etag) reply.header('ETag', result.etag);
+    if (result.stream) {
+      reply.hijack();
+      const res = reply.raw;
+      const sent: Record<string, string | number | string[]> = {};
+      for (const [k, v] of Object.entries(reply.getHeaders())) if (v !== undefined) sent[k] = v;
+      res.writeHead(status, { ...sent, ...result.stream.headers });
+      result.stream.start(res, req.raw);
+      return;
+    }
+    if (def.method === 'GET' && result.etag && etagMatches(req.headers['if-none-match'], result.etag)) {
+      reply.code(304).send();
+      return;
+    }
+    if (result.raw) {
+      reply.code(status).type(result.raw.contentType).send(result.raw.body);
+      return;
+    }
+    // The same bytes JSON.stringify(envelopeObject(...)) gives, without serialising data twice
+    // (a handler that hashed its JSON for the ETag hands it over as dataJson).
+    const dataJson = result.dataJson ?? JSON.stringify(result.data ?? null);
+    const meta = result.meta ? JSON.stringify({ request_id: req.id, ...result.meta }) : `{"request_id":${JSON.stringify(req.id)}}`;
+    const pagination = result.pagination ? `,"pagination":${JSON.stringify(result.pagination)}` : '';
+    reply.code(status).type(JSON_UTF8).send(`{"ok":true,"data":${dataJson},"meta":${meta}${pagination}}`);
+  };
 
   deps.app.route({
     method: def.method,
     url: deps.basePath + toFastifyPath(def.path),
     ...(def.bodyLimit !== undefined ? { bodyLimit: def.bodyLimit } : {}),
-    handler: async (req, reply) => {
-      const requestId = req.id;
-      const fail = (code: ErrorCode, message: string, extra: ConstructorParameters<typeof AppError>[2] = {}): never => {
-        throw new AppError(code, message, extra);
-      };
-
-      // Authentication and surface.
+    // Not an async function: it returns a promise only when a step had to wait (see above). The
+    // credential is read in the request's own dispatch, synchronously: it may share this turn's
+    // check for commits by other processes (sameTurn, store/fast-read.ts).
+    handler: (req, reply) => {
       const token = bearer(req);
-      const prefetchId = def.prefetchMailbox !== undefined ? (req.params as Record<string, string | undefined>)[def.prefetchMailbox] : undefined;
-      let principal: Principal | null = null;
-      let prefetchedMailbox: PrefetchedMailbox | undefined;
-      if (token && prefetchId !== undefined) {
-        const r = await deps.services.credentials.authenticateWithMailbox(token, prefetchId);
-        principal = r.principal;
-        prefetchedMailbox = r.mailbox;
-      } else if (token) {
-        principal = await deps.services.credentials.authenticate(token);
+      if (token === null) return authenticated(req, reply, null, null, undefined);
+      const prefetchId = prefetchParam !== undefined ? (req.params as Record<string, string | undefined>)[prefetchParam] : undefined;
+      if (prefetchId !== undefined) {
+        const r = credentials.authenticateWithMailboxNow(token, prefetchId, true);
+        if (r instanceof Promise) return r.then((a) => authenticated(req, reply, token, a.principal, a.mailbox));
+        return authenticated(req, reply, token, r.principal, r.mailbox);
       }
-      const viaToken = !token && def.tokenAuth !== undefined && def.tokenAuth(req.query as Record<string, unknown>, req.headers);
-      if (!principal && !viaToken) {
-        const d = deps.limiter.hit(`ip:${req.ip}`, deps.rateLimits.unauthenticated);
-        setRateHeaders(reply, d);
-        if (!d.allowed) fail('rate_limit_exceeded', 'Too many requests', { retryAfterSeconds: d.retryAfterSeconds });
-        fail('authentication_required', token ? 'API key is invalid, revoked or its mailbox is not active' : 'Missing Authorization: Bearer <api key>');
-      }
-      const p = principal as Principal;
-      if (principal) {
-        const decision = deps.limiter.hit(`key:${p.keyId}:${def.surface}`, deps.rateLimits[def.surface]);
-        setRateHeaders(reply, decision);
-        if (!decision.allowed) fail('rate_limit_exceeded', 'Rate limit exceeded', { retryAfterSeconds: decision.retryAfterSeconds });
-        if (def.surface === 'management' && p.kind !== 'root') fail('insufficient_permissions', 'Management API requires a root key (smx_root_…)');
-        if (def.surface === 'mailbox' && p.kind !== 'mailbox') fail('insufficient_permissions', 'Root key used on a mailbox-scoped endpoint; a mailbox API key is required');
-        if (def.surface === 'sending' && p.kind !== 'mailbox') fail('insufficient_permissions', 'The Sending API requires a mailbox key (smx_mbx_…)');
-        // mailbox_id targeting: a mailbox key grants exactly one mailbox.
-        const target = (req.query as Record<string, unknown>).mailbox_id;
-        if (def.surface === 'mailbox' && p.kind === 'mailbox' && typeof target === 'string' && target !== '' && target !== p.mailboxId) {
-          fail('insufficient_permissions', 'mailbox_id is outside this credential\'s grant', { param: 'mailbox_id' });
-        }
-      } else {
-        const d = deps.limiter.hit(`ip:${req.ip}`, deps.rateLimits.unauthenticated);
-        setRateHeaders(reply, d);
-        if (!d.allowed) fail('rate_limit_exceeded', 'Too many requests', { retryAfterSeconds: d.retryAfterSeconds });
-      }
-
-      // Contract validation.
-      const query = { ...(req.query as Record<string, unknown>) };
-      for (const name of op.requiredQuery) {
-        if (query[name] === undefined || query[name] === '') {
-          if (sending) fail(schemaCode, `Query parameter ${name} is required`, { errors: [{ field: name, code: 'invalid_type', message: 'Required' }] });
-          fail('missing_parameter', `Query parameter ${name} is required`, { param: name });
-        }
-      }
-      if (op.validateQuery && !op.validateQuery(query)) {
-        const errors = issuesOf(op.validateQuery.errors);
-        fail(schemaCode, `Invalid query parameter ${errors[0]?.field ?? ''}`.trim(), { errors });
-      }
-      let body: unknown = req.body;
-      if (wantsJsonBody) {
-        if (Buffer.isBuffer(body)) fail('invalid_parameter', 'Content-Type must be application/json');
-        if (body === undefined || body === null) {
-          if (op.bodyRequired) fail(schemaCode, 'A JSON request body is required', { errors: [{ field: '(body)', code: 'invalid_type', message: 'Required' }] });
-          body = {};
-        }
-        def.precheck?.(body);
-        if (!def.ownBodyValidation && !op.validateBody!(body)) {
-          const errors = issuesOf(op.validateBody!.errors);
-          fail(schemaCode, 'Request body failed validation', { errors });
-        }
-      }
-
-      // Idempotency-Key.
-      const idemKey = req.headers['idempotency-key'];
-      let idem: { scope: string; key: string } | null = null;
-      if (def.idempotent && typeof idemKey === 'string') {
-        if (idemKey.length === 0 || idemKey.length > IDEMPOTENCY_KEY_MAX) fail('invalid_parameter', `Idempotency-Key must be 1 to ${IDEMPOTENCY_KEY_MAX} characters`, { param: 'Idempotency-Key' });
-        const owner = p.kind === 'mailbox' && def.surface !== 'management' ? `mailbox:${p.mailboxId}` : `team:${p.teamId}`;
-        const scope = `${owner}:${def.method} ${def.path}`;
-        // Upload bodies are bytes: fingerprint their digest, not a JSON rendering of every byte.
-        const bodyPrint = Buffer.isBuffer(body) ? `bytes:${createHash('sha256').update(body).digest('hex')}` : canonicalJson(body ?? null);
-        const fingerprint = createHash('sha256').update(`${def.method} ${req.url}\n${bodyPrint}`).digest('hex');
-        const now = deps.services.clock.now();
-        const existing = await deps.services.store.idempotency.claim({
-          scope,
-          key: idemKey,
-          fingerprint,
-          state: 'in_flight',
-          status_code: null,
-          response: null,
-          created_at: iso(now),
-          expires_at: iso(now + IDEMPOTENCY_TTL_MS),
-        });
-        if (existing) {
-          if (existing.fingerprint !== fingerprint) fail('idempotency_conflict', 'Idempotency-Key was already used with a different request');
-          if (existing.state !== 'done' || existing.response === null) fail('idempotency_conflict', 'A request with this Idempotency-Key is still in progress; retry shortly');
-          const stored = JSON.parse(existing.response as string) as StoredResponse;
-          reply.header('Idempotent-Replayed', 'true');
-          // The replay is the original body, request id included; X-Request-Id must equal meta.request_id.
-          const originalId = (stored.body as { meta?: { request_id?: unknown } } | null)?.meta?.request_id;
-          if (typeof originalId === 'string') reply.header('X-Request-Id', originalId);
-          for (const [k, v] of Object.entries(stored.headers)) reply.header(k, v);
-          return reply.code(stored.status).type('application/json').send(stored.body);
-        }
-        idem = { scope, key: idemKey };
-      }
-
-      const ctx: HandlerContext<P> = {
-        principal: p as P,
-        params: req.params as Record<string, string>,
-        query,
-        body,
-        headers: req.headers,
-        requestId,
-        ...(prefetchedMailbox ? { prefetchedMailbox } : {}),
-        checkIfMatch(currentEtag: string) {
-          const h = req.headers['if-match'];
-          if (typeof h === 'string' && !etagMatches(h, currentEtag)) {
-            throw new AppError('conflict', 'If-Match does not match the current ETag', { etag: currentEtag });
-          }
-        },
-      };
-
-      let result: HandlerResult;
-      try {
-        result = await def.handler(ctx);
-      } catch (err) {
-        if (idem) {
-          if (err instanceof AppError && STATUS_OF[err.code] < 500) {
-            const status = STATUS_OF[err.code];
-            const bodyOut = errorBody(requestId, err.code, err.message, err.options);
-            await deps.services.store.idempotency.complete(idem.scope, idem.key, status, JSON.stringify({ status, body: bodyOut, headers: {} }));
-          } else {
-            await deps.services.store.idempotency.release(idem.scope, idem.key);
-          }
-        }
-        throw err;
-      }
-
-      const status = result.status ?? 200;
-      const headers: Record<string, string> = { ...(result.headers ?? {}) };
-      if (result.etag) headers.ETag = result.etag;
-      for (const [k, v] of Object.entries(headers)) reply.header(k, v);
-      if (result.stream) {
-        reply.hijack();
-        const res = reply.raw;
-        const sent: Record<string, string | number | string[]> = {};
-        for (const [k, v] of Object.entries(reply.getHeaders())) if (v !== undefined) sent[k] = v;
-        res.writeHead(status, { ...sent, ...result.stream.headers });
-        result.stream.start(res, req.raw);
-        return reply;
-      }
-      if (result.raw) {
-        if (def.method === 'GET' && result.etag && etagMatches(req.headers['if-none-match'], result.etag)) return reply.code(304).send();
-        return reply.code(status).type(result.raw.contentType).send(result.raw.body);
-      }
-      const out: Record<string, unknown> = { ok: true, data: result.data ?? null, meta: { request_id: requestId, ...(result.meta ?? {}) } };
-      if (result.pagination) out.pagination = result.pagination;
-      if (idem) {
-        const stored = def.redactForReplay ? { ...out, data: def.redactForReplay(out.data) } : out;
-        await deps.services.store.idempotency.complete(idem.scope, idem.key, status, JSON.stringify({ status, body: stored, headers }));
-      }
-      if (def.method === 'GET' && result.etag && etagMatches(req.headers['if-none-match'], result.etag)) return reply.code(304).send();
-      return reply.code(status).type('application/json').send(out);
+      const principal = credentials.authenticateNow(token, true);
+      if (principal instanceof Promise) return principal.then((a) => authenticated(req, reply, token, a, undefined));
+      return authenticated(req, reply, token, principal, undefined);
     },
   });
+}
+
+const JSON_UTF8 = 'application/json; charset=utf-8';
+
+function fail(code: ErrorCode, message: string, extra: ConstructorParameters<typeof AppError>[2] = {}): never {
+  throw new AppError(code, message, extra);
+}
+
+/** The success envelope as an object (what is stored for an Idempotency-Key replay). */
+function envelopeObject(requestId: string, data: unknown, result: HandlerResult): Record<string, unknown> {
+  const out: Record<string, unknown> = { ok: true, data, meta: { request_id: requestId, ...(result.meta ?? {}) } };
+  if (result.pagination) out.pagination = result.pagination;
+  return out;
 }
 
 function setRateHeaders(reply: FastifyReply, d: { limit: number; remaining: number; resetAt: number }): void {

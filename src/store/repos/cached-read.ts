@@ -11,20 +11,25 @@ export interface PointQuery<T> {
   executeTakeFirst(): Promise<T | undefined>;
 }
 
-/** SQL text per dialect and query name (names are unique across repos: they also name PostgreSQL statements). */
-const compiled = new Map<string, string>();
+/** A value now, or a promise of it: the SQLite fast path answers synchronously. */
+export type MaybePromise<T> = T | Promise<T>;
+
+/** SQL text per dialect, then per query name (names are unique across repos: they also name PostgreSQL statements). */
+const compiled = { sqlite: new Map<string, string>(), postgres: new Map<string, string>() };
 
 /**
- * The first row of `build(db)`. `params` are the query's parameters in the order Kysely compiles
- * them; the first compile checks that they are, so a wrong order fails in every test, not silently.
- * `shared`: the caller never changes the row, so a kept row may be handed out without a copy (it
- * is frozen).
+ * The first row of `build(db)`, synchronously when the fast path answers at once (SQLite outside a
+ * transaction): no promise, no extra turn. `params` are the query's parameters in the order Kysely
+ * compiles them; the first compile checks that they are, so a wrong order fails in every test, not
+ * silently. `shared`: the caller never changes the row, so a kept row may be handed out without a
+ * copy (it is frozen). `sameTurn`: the caller is a request's synchronous dispatch, which may share
+ * this event-loop turn's read of the database's change marker (store/fast-read.ts).
  */
-export async function readFirst<T>(ctx: RepoContext, name: string, build: (db: Kysely<Database>) => PointQuery<T>, params: readonly unknown[], shared = false): Promise<T | undefined> {
+export function readFirstNow<T>(ctx: RepoContext, name: string, build: (db: Kysely<Database>) => PointQuery<T>, params: readonly unknown[], shared = false, sameTurn = false): MaybePromise<T | undefined> {
   const fast = ctx.fast;
   if (fast) {
-    const key = `${ctx.dialect}:${name}`;
-    let sqlText = compiled.get(key);
+    const byName = compiled[ctx.dialect];
+    let sqlText = byName.get(name);
     if (sqlText === undefined) {
       const c = build(ctx.db).compile();
       if (c.parameters.length !== params.length || c.parameters.some((p, i) => p !== params[i])) {
@@ -32,11 +37,16 @@ export async function readFirst<T>(ctx: RepoContext, name: string, build: (db: K
         throw new Error(`readFirst(${name}): ${params.length} params given, the compiled query has ${c.parameters.length} or another order`);
       }
       sqlText = c.sql;
-      compiled.set(key, sqlText);
+      byName.set(name, sqlText);
     }
-    let row = fast.first<T>(name, sqlText, params, shared);
-    if (row instanceof Promise) row = await row;
+    const row = fast.first<T>(name, sqlText, params, shared, sameTurn);
+    if (row instanceof Promise) return row.then((r) => (r !== FAST_READ_UNAVAILABLE ? r : build(ctx.db).executeTakeFirst()));
     if (row !== FAST_READ_UNAVAILABLE) return row;
   }
   return build(ctx.db).executeTakeFirst();
+}
+
+/** readFirstNow, always as a promise. */
+export async function readFirst<T>(ctx: RepoContext, name: string, build: (db: Kysely<Database>) => PointQuery<T>, params: readonly unknown[], shared = false): Promise<T | undefined> {
+  return readFirstNow(ctx, name, build, params, shared);
 }

@@ -1,7 +1,7 @@
 // Teams and their API keys (root keys for a team, mailbox keys for one mailbox).
 import { sql } from 'kysely';
 import type { RepoContext } from './common.ts';
-import { readFirst, type PointQuery } from './cached-read.ts';
+import { readFirst, readFirstNow, type MaybePromise, type PointQuery } from './cached-read.ts';
 import type { ApiKeysTable, MailboxesTable, TeamsTable } from '../schema.ts';
 
 export type TeamRow = TeamsTable;
@@ -11,6 +11,10 @@ type MailboxRow = MailboxesTable;
 type Nullable<T> = { [K in keyof T]: T[K] | null };
 /** The mailbox columns of forAuthenticationWithMailbox, prefixed (null when no mailbox matched). */
 type TargetColumns = { [K in keyof MailboxesTable as `target_${K}`]: MailboxesTable[K] | null };
+export interface KeyWithMailbox {
+  key: AuthKeyRow;
+  mailbox: MailboxRow | undefined;
+}
 
 /** Every column of a mailbox row (the compiler checks the list is complete). */
 const MAILBOX_COLUMNS = Object.keys({
@@ -71,9 +75,11 @@ export class KeysRepo {
   /**
    * What authentication needs in one read: the key and, for a mailbox key, its mailbox's status
    * and address (null when the mailbox row is gone). The row may be shared and frozen: read only.
+   * Synchronous when the fast path answers at once (SQLite outside a transaction). `sameTurn`: see
+   * readFirstNow.
    */
-  async forAuthentication(secretHash: string): Promise<AuthKeyRow | undefined> {
-    return readFirst(
+  forAuthentication(secretHash: string, sameTurn = false): MaybePromise<AuthKeyRow | undefined> {
+    return readFirstNow(
       this.ctx,
       'api_keys_for_authentication',
       (db) =>
@@ -85,6 +91,7 @@ export class KeysRepo {
           .where('api_keys.secret_hash', '=', secretHash),
       [secretHash],
       true,
+      sameTurn,
     );
   }
 
@@ -92,8 +99,8 @@ export class KeysRepo {
    * forAuthentication and the mailbox `mailboxId` in one read (one round trip on PostgreSQL): for
    * the requests that name a mailbox (GET /mailboxes/{id}). undefined when no key has this hash.
    */
-  async forAuthenticationWithMailbox(secretHash: string, mailboxId: string): Promise<{ key: AuthKeyRow; mailbox: MailboxRow | undefined } | undefined> {
-    const row = await readFirst<AuthKeyRow & TargetColumns>(
+  forAuthenticationWithMailbox(secretHash: string, mailboxId: string, sameTurn = false): MaybePromise<KeyWithMailbox | undefined> {
+    const row = readFirstNow<AuthKeyRow & TargetColumns>(
       this.ctx,
       'api_keys_for_authentication_with_mailbox',
       (db) =>
@@ -107,40 +114,18 @@ export class KeysRepo {
           .where('api_keys.secret_hash', '=', secretHash) as unknown as PointQuery<AuthKeyRow & TargetColumns>,
       [mailboxId, secretHash],
       true,
+      sameTurn,
     );
-    if (!row) return undefined;
-    const key: AuthKeyRow = {
-      id: row.id,
-      team_id: row.team_id,
-      kind: row.kind,
-      mailbox_id: row.mailbox_id,
-      name: row.name,
-      secret_hash: row.secret_hash,
-      key_prefix: row.key_prefix,
-      key_suffix: row.key_suffix,
-      created_at: row.created_at,
-      revoked_at: row.revoked_at,
-      mailbox_status: row.mailbox_status,
-      mailbox_email: row.mailbox_email,
-    };
-    if (row.target_id === null) return { key, mailbox: undefined };
-    const mailbox: Nullable<MailboxRow> = {
-      id: row.target_id,
-      team_id: row.target_team_id,
-      domain_id: row.target_domain_id,
-      email: row.target_email,
-      display_name: row.target_display_name,
-      quota_bytes: row.target_quota_bytes,
-      used_bytes: row.target_used_bytes,
-      send_scope: row.target_send_scope,
-      status: row.target_status,
-      cleanup_pending: row.target_cleanup_pending,
-      created_at: row.target_created_at,
-      updated_at: row.target_updated_at,
-      deleted_at: row.target_deleted_at,
-    };
-    // A row matched target.id (a primary key): its NOT NULL columns are set.
-    return { key, mailbox: mailbox as MailboxRow };
+    if (row instanceof Promise) return row.then(splitKeyWithMailbox);
+    if (row === undefined) return undefined;
+    // A kept row (frozen, handed out again while the database is unchanged) is split once.
+    const known = splits.get(row);
+    if (known !== undefined) return known;
+    if (!Object.isFrozen(row)) return splitKeyWithMailbox(row);
+    const s = splitKeyWithMailbox(row)!;
+    const split = Object.freeze({ key: Object.freeze(s.key), mailbox: s.mailbox && Object.freeze(s.mailbox) });
+    splits.set(row, split);
+    return split;
   }
 
   async get(id: string): Promise<ApiKeyRow | undefined> {
@@ -185,4 +170,44 @@ export class KeysRepo {
   async revokeAllForMailbox(mailboxId: string, at: string): Promise<void> {
     await this.ctx.db.updateTable('api_keys').set({ revoked_at: at }).where('mailbox_id', '=', mailboxId).where('revoked_at', 'is', null).execute();
   }
+}
+
+/** Kept rows of forAuthenticationWithMailbox, split (frozen, like the rows). */
+const splits = new WeakMap<object, KeyWithMailbox>();
+
+/** The key and the named mailbox of one forAuthenticationWithMailbox row. */
+function splitKeyWithMailbox(row: (AuthKeyRow & TargetColumns) | undefined): KeyWithMailbox | undefined {
+  if (!row) return undefined;
+  const key: AuthKeyRow = {
+    id: row.id,
+    team_id: row.team_id,
+    kind: row.kind,
+    mailbox_id: row.mailbox_id,
+    name: row.name,
+    secret_hash: row.secret_hash,
+    key_prefix: row.key_prefix,
+    key_suffix: row.key_suffix,
+    created_at: row.created_at,
+    revoked_at: row.revoked_at,
+    mailbox_status: row.mailbox_status,
+    mailbox_email: row.mailbox_email,
+  };
+  if (row.target_id === null) return { key, mailbox: undefined };
+  const mailbox: Nullable<MailboxRow> = {
+    id: row.target_id,
+    team_id: row.target_team_id,
+    domain_id: row.target_domain_id,
+    email: row.target_email,
+    display_name: row.target_display_name,
+    quota_bytes: row.target_quota_bytes,
+    used_bytes: row.target_used_bytes,
+    send_scope: row.target_send_scope,
+    status: row.target_status,
+    cleanup_pending: row.target_cleanup_pending,
+    created_at: row.target_created_at,
+    updated_at: row.target_updated_at,
+    deleted_at: row.target_deleted_at,
+  };
+  // A row matched target.id (a primary key): its NOT NULL columns are set.
+  return { key, mailbox: mailbox as MailboxRow };
 }

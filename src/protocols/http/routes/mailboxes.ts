@@ -1,12 +1,29 @@
 // Mailboxes (spec tag Mailboxes): list, create, get, patch, delete, suspend, resume, availability,
 // and mailbox keys.
 import type { Principal } from '../../../services/credentials.ts';
-import { etagOf } from '../../../services/etag.ts';
+import { etagOf, etagOfJson } from '../../../services/etag.ts';
+import { mailboxView } from '../../../services/mailboxes.ts';
+import type { MailboxRow } from '../../../store/index.ts';
 import { defineRoute, limitOf, type RouteDeps } from '../route.ts';
 
 type Root = Extract<Principal, { kind: 'root' }>;
 
 const CREDENTIAL_REPLAY_WARNING = 'Replayed request: the credential was shown once, in the original response. Create a new key with POST /mailboxes/{id}/keys if it was lost.';
+
+/**
+ * A mailbox row's view as JSON and its ETag. Rows the store hands out again while the database is
+ * unchanged are the same frozen object (store/fast-read.ts), so their rendering is kept with them:
+ * a changed mailbox is a new row, rendered afresh.
+ */
+const renderings = new WeakMap<MailboxRow, { json: string; etag: string }>();
+function rendered(row: MailboxRow): { json: string; etag: string } {
+  const known = renderings.get(row);
+  if (known !== undefined) return known;
+  const json = JSON.stringify(mailboxView(row));
+  const r = { json, etag: etagOfJson(json) };
+  if (Object.isFrozen(row)) renderings.set(row, r);
+  return r;
+}
 
 export function registerMailboxRoutes(deps: RouteDeps): void {
   const mailboxes = deps.services.mailboxes;
@@ -48,9 +65,12 @@ export function registerMailboxRoutes(deps: RouteDeps): void {
     path: '/mailboxes/{public_id}',
     surface: 'management',
     prefetchMailbox: 'public_id',
-    handler: async ({ principal, params, prefetchedMailbox }) => {
-      const view = await mailboxes.get(principal.teamId, params.public_id ?? '', prefetchedMailbox);
-      return { data: view, etag: etagOf(view) };
+    // Synchronous when the mailbox came with the credential (always, on SQLite's fast read).
+    handler: ({ principal, params, prefetchedMailbox }) => {
+      const id = params.public_id ?? '';
+      if (!prefetchedMailbox) return mailboxes.get(principal.teamId, id).then((view) => ({ data: view, etag: etagOf(view) }));
+      const { json, etag } = rendered(mailboxes.prefetchedRow(principal.teamId, id, prefetchedMailbox));
+      return { dataJson: json, etag };
     },
   });
 
