@@ -1,6 +1,8 @@
 // The counters that answer counts, folder totals and thread summaries (migration 009) against the
-// real state after every kind of write, and the SQLite search path that reads matches in
-// search-key order against the plain sorted query, page by page, on both backends.
+// real state after every kind of write, the SQLite search path that reads matches in
+// search-key order against the plain sorted query, page by page, and the list pages written as
+// JSON text from compiled statements against the object path, for every filter, sort and cursor,
+// on both backends.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { describeEachBackend } from '../helpers/backends.ts';
@@ -142,5 +144,89 @@ describeEachBackend('mailbox counters and search order', (backend) => {
     }
     const count = await call(c, 'GET', '/api/v1/mailbox/messages/count?q=alpha');
     assert.equal(count.body.data.total, offsets.length);
+  });
+
+  test('list pages (compiled per shape, JSON written from rows) equal the object path for every filter, sort and cursor', async () => {
+    const e = await createMailbox(app, 'shapes-e');
+    const ids: string[] = [];
+    for (let i = 0; i < 7; i++) {
+      ids.push(
+        await deliver(
+          app,
+          e,
+          {
+            from: i % 2 === 0 ? 'Zoë "Z" Ünïcode <zoe@example.org>' : 'bob@example.net',
+            cc: i % 3 === 0 ? 'Carol <carol@example.org>, "Dan, D." <dan@example.org>' : undefined,
+            subject: `${i % 2 === 0 ? 'Invoice' : 'Meeting'} number ${i} "quoted" \\ back`,
+            text: i % 2 === 0 ? 'alpha invoice body' : 'beta meeting body',
+            headers: { 'X-Tag': `tag-${i % 3}` },
+            ...(i % 3 === 1 ? { attachments: [{ filename: 'résumé "1".pdf', content: Buffer.from('pdf bytes'), contentType: 'application/pdf' }] } : {}),
+          },
+          { receivedAt: T0 + (i % 4) * minute, spam: i === 6 },
+        ),
+      );
+    }
+    assert.equal((await call(e, 'PATCH', `/api/v1/mailbox/messages/${ids[1]}`, { seen: true, flagged: true, keywords: { triaged: true } })).status, 200);
+    assert.equal((await call(e, 'PATCH', `/api/v1/mailbox/messages/${ids[2]}`, { keywords: { triaged: true } })).status, 200);
+    const threadId = (await call(e, 'GET', `/api/v1/mailbox/messages/${ids[0]}`)).body.data.thread_id as string;
+    const filters = [
+      '', 'folder_id=inbox', 'folder_id=spam', `thread_id=${threadId}`, 'q=invoice', 'q=%21%21', 'q=invoice&is_unread=true', 'from=zoe', 'to=shapes', 'cc=carol', 'bcc=nobody',
+      'subject=meeting', 'body=alpha', 'header_name=x-tag', 'header_name=x-tag&header_value=tag-1', 'min_size_bytes=10', 'max_size_bytes=100000', 'keyword=triaged',
+      'not_keyword=triaged', `after=${new Date(T0 + minute).toISOString()}`, `before=${new Date(T0 + 2 * minute).toISOString()}`, 'has_attachment=true', 'has_attachment=false',
+      'is_unread=false', 'folder_id=inbox&is_unread=true&keyword=triaged&from=zoe&has_attachment=false',
+    ];
+    const sorts = ['', 'sort_by=received_at&sort_direction=asc', 'sort_by=sent_at', 'sort_by=subject&sort_direction=asc', 'sort_by=from', 'sort_by=to&sort_direction=asc', 'sort_by=size_bytes'];
+    let compared = 0;
+    for (const filter of filters) {
+      for (const sort of filter.startsWith('q=') || filter.startsWith('thread_id') ? ['', 'sort_by=received_at&sort_direction=asc', 'sort_by=subject'] : sorts) {
+        const qs = [filter, sort, 'limit=2'].filter(Boolean).join('&');
+        let cursor = '';
+        for (let pages = 0; pages < 10; pages++) {
+          const r = await call(e, 'GET', `/api/v1/mailbox/messages?${qs}${cursor}`);
+          assert.equal(r.status, 200, `${qs}${cursor}: ${r.text}`);
+          // The object path, as the route built it before (services.messages.list + route.ts's envelope).
+          const params = Object.fromEntries(new URLSearchParams(`${qs}${cursor}`));
+          const obj = await app.services.messages.list(e.id, {
+            filter: {
+              ...(params.folder_id ? { folderId: params.folder_id } : {}), ...(params.thread_id ? { threadId: params.thread_id } : {}), ...(params.q ? { q: params.q } : {}),
+              ...(params.from ? { from: params.from } : {}), ...(params.to ? { to: params.to } : {}), ...(params.cc ? { cc: params.cc } : {}), ...(params.bcc ? { bcc: params.bcc } : {}),
+              ...(params.subject ? { subject: params.subject } : {}), ...(params.body ? { body: params.body } : {}), ...(params.header_name ? { headerName: params.header_name } : {}),
+              ...(params.header_value ? { headerValue: params.header_value } : {}), ...(params.min_size_bytes ? { minSize: Number(params.min_size_bytes) } : {}),
+              ...(params.max_size_bytes ? { maxSize: Number(params.max_size_bytes) } : {}), ...(params.keyword ? { keyword: params.keyword } : {}), ...(params.not_keyword ? { notKeyword: params.not_keyword } : {}),
+              ...(params.after ? { after: params.after } : {}), ...(params.before ? { before: params.before } : {}),
+              ...(params.has_attachment ? { hasAttachment: params.has_attachment === 'true' } : {}), ...(params.is_unread ? { isUnread: params.is_unread === 'true' } : {}),
+            },
+            sort: { by: (params.sort_by ?? 'received_at') as never, direction: (params.sort_direction ?? 'desc') as never },
+            limit: 2,
+            ...(params.cursor ? { cursor: params.cursor } : {}),
+          });
+          const expected = { ok: true, data: obj.items, meta: { request_id: r.body.meta.request_id }, pagination: { has_more: obj.hasMore, ...(obj.nextCursor ? { next_cursor: obj.nextCursor } : {}) } };
+          // Download links carry a token signed with the current time (its expiry second): compared without it.
+          const untokened = (t: string): string => t.replace(/download_token=[0-9a-z]+\.[\w-]+/g, 'download_token=T');
+          assert.equal(untokened(r.text), untokened(JSON.stringify(expected)), `${qs}${cursor}`);
+          compared++;
+          if (!r.body.pagination.has_more) break;
+          cursor = `&cursor=${r.body.pagination.next_cursor}`;
+        }
+      }
+    }
+    assert.ok(compared > 150, `compared ${compared} pages`);
+
+    // Thread lists: the JSON text against the object path too.
+    for (const qs of ['limit=2', 'limit=2&sort_direction=asc', 'limit=3&folder_id=inbox', 'limit=2&participant=zoe@example.org', 'limit=2&is_unread=true', 'limit=2&q=invoice']) {
+      let cursor = '';
+      for (let pages = 0; pages < 10; pages++) {
+        const r = await call(e, 'GET', `/api/v1/mailbox/threads?${qs}${cursor}`);
+        assert.equal(r.status, 200, `${qs}${cursor}: ${r.text}`);
+        const params = Object.fromEntries(new URLSearchParams(`${qs}${cursor}`));
+        const filter = { ...(params.folder_id ? { folderId: params.folder_id } : {}), ...(params.participant ? { participant: params.participant } : {}), ...(params.is_unread ? { isUnread: true } : {}), ...(params.q ? { q: params.q } : {}) };
+        const obj = await app.services.threads.list(e.id, filter, params.sort_direction === 'asc' ? 'asc' : 'desc', Number(params.limit), params.cursor);
+        const expected = { ok: true, data: obj.items, meta: { request_id: r.body.meta.request_id, query_state: obj.queryState }, pagination: { has_more: obj.hasMore, ...(obj.nextCursor ? { next_cursor: obj.nextCursor } : {}) } };
+        const untokened = (t: string): string => t.replace(/download_token=[0-9a-z]+\.[\w-]+/g, 'download_token=T');
+        assert.equal(untokened(r.text), untokened(JSON.stringify(expected)), `${qs}${cursor}`);
+        if (!r.body.pagination.has_more) break;
+        cursor = `&cursor=${r.body.pagination.next_cursor}`;
+      }
+    }
   });
 });

@@ -12,7 +12,7 @@ import type { ServiceContext } from '../context.ts';
 import { etagOf } from '../etag.ts';
 import type { FoldersService } from './folders.ts';
 import { stateOf } from './states.ts';
-import { attachmentViews, DownloadTokens, partIdOf, summaryView, detailView, type StoredAddresses, type ViewContext } from './views.ts';
+import { attachmentViews, DownloadTokens, partIdOf, summaryJson, summaryView, detailView, type StoredAddresses, type ViewContext } from './views.ts';
 
 /** Keyword changes in one update (spec session limits: keywords_per_update_max). */
 export const KEYWORDS_PER_UPDATE_MAX = 50;
@@ -126,25 +126,61 @@ export class MessagesService {
     return filter;
   }
 
+  /** Folder ids of each row: summary rows from messageQuery carry theirs; other rows need a lookup. */
+  private async folderIdsOf(rows: MessageRow[]): Promise<Map<string, string[]>> {
+    const carried = rows as (MessageRow & { folder_ids_csv?: string | null })[];
+    return carried.every((r) => r.folder_ids_csv !== undefined)
+      ? new Map(carried.map((r) => [r.id, r.folder_ids_csv ? r.folder_ids_csv.split(',').sort() : []]))
+      : this.ctx.store.messages.folderIdsOf(rows.map((r) => r.id));
+  }
+
   async summaries(rows: MessageRow[]): Promise<Record<string, unknown>[]> {
     const vc = await this.viewContext();
-    // Summary rows from messageQuery carry their folder ids; other rows need a lookup.
-    const carried = rows as (MessageRow & { folder_ids_csv?: string | null })[];
-    const folderIds = carried.every((r) => r.folder_ids_csv !== undefined)
-      ? new Map(carried.map((r) => [r.id, r.folder_ids_csv ? r.folder_ids_csv.split(',').sort() : []]))
-      : await this.ctx.store.messages.folderIdsOf(rows.map((r) => r.id));
+    const folderIds = await this.folderIdsOf(rows);
     return rows.map((r) => summaryView(r, folderIds.get(r.id) ?? [], vc));
   }
 
-  async list(mailboxId: string, q: ListQuery): Promise<{ items: Record<string, unknown>[]; hasMore: boolean; nextCursor?: string }> {
+  /** The summaries as a JSON array, written from the rows (views.ts summaryJson): the list pages' form. */
+  async summariesJson(rows: MessageRow[]): Promise<string> {
+    const vc = await this.viewContext();
+    const folderIds = await this.folderIdsOf(rows);
+    let out = '[';
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i]!;
+      out += (i === 0 ? '' : ',') + summaryJson(r, folderIds.get(r.id) ?? [], vc);
+    }
+    return `${out}]`;
+  }
+
+  /** Each row's summary as JSON text, by message id. */
+  async summariesJsonById(rows: MessageRow[]): Promise<Map<string, string>> {
+    const vc = await this.viewContext();
+    const folderIds = await this.folderIdsOf(rows);
+    return new Map(rows.map((r) => [r.id, summaryJson(r, folderIds.get(r.id) ?? [], vc)]));
+  }
+
+  private async listRows(mailboxId: string, q: ListQuery): Promise<{ page: MessageRow[]; hasMore: boolean; nextCursor?: string }> {
     const filter = await this.resolveFilter(mailboxId, q.filter);
     const sort = q.sort;
     const rows = await this.ctx.store.messageQuery.list(filter, sort, q.limit, decodeCursor(q.cursor));
     const hasMore = rows.length > q.limit;
     const page = hasMore ? rows.slice(0, q.limit) : rows;
     const last = page[page.length - 1];
-    const items = await this.summaries(page);
-    return hasMore && last ? { items, hasMore, nextCursor: encodeCursor({ v: sortValue(last, sort.by), id: last.id }) } : { items, hasMore };
+    return hasMore && last ? { page, hasMore, nextCursor: encodeCursor({ v: sortValue(last, sort.by), id: last.id }) } : { page, hasMore };
+  }
+
+  async list(mailboxId: string, q: ListQuery): Promise<{ items: Record<string, unknown>[]; hasMore: boolean; nextCursor?: string }> {
+    const { page, ...rest } = await this.listRows(mailboxId, q);
+    return { items: await this.summaries(page), ...rest };
+  }
+
+  /**
+   * list, with the page's summaries as JSON text (`json`, an array) instead of objects: what the
+   * HTTP list sends, without building objects only to serialise them.
+   */
+  async listJson(mailboxId: string, q: ListQuery): Promise<{ json: string; hasMore: boolean; nextCursor?: string }> {
+    const { page, ...rest } = await this.listRows(mailboxId, q);
+    return { json: await this.summariesJson(page), ...rest };
   }
 
   async count(mailboxId: string, f: ListQuery['filter']): Promise<{ total: number; sync_state: string }> {

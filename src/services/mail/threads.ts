@@ -22,7 +22,11 @@ export class ThreadsService {
 
   private participants(rows: { addresses: string }[]): Address[] {
     const seen = new Map<string, Address>();
+    // A conversation repeats the same few address sets: text already read adds no one new.
+    const read = new Set<string>();
     for (const r of rows) {
+      if (read.has(r.addresses)) continue;
+      read.add(r.addresses);
       const a = JSON.parse(r.addresses) as StoredAddresses;
       for (const addr of [a.from, ...a.to, ...a.cc].filter((x): x is Address => x !== null)) {
         const key = addr.email.toLowerCase();
@@ -40,38 +44,66 @@ export class ThreadsService {
   }
 
   /**
-   * Summaries of a page of threads with bounded work however long a thread is: counts come from
-   * the thread row and folders from thread_folders (counters kept by every write); the last message
-   * and the participants from the newest PARTICIPANT_SCAN_MAX messages of each thread.
+   * What the summaries of a page of threads are made of, with bounded work however long a thread
+   * is: counts come from the thread row and folders from thread_folders (counters kept by every
+   * write); the last message and the participants from the newest PARTICIPANT_SCAN_MAX messages of
+   * each thread.
    */
-  private async summaries(threads: ThreadRow[], states: { thread_state: string; email_state: string }) {
+  private async parts(threads: ThreadRow[]) {
     const ids = threads.map((t) => t.id);
     const [folders, recent] = await Promise.all([this.ctx.store.messages.threadFolders(ids), this.newest(ids)]);
     const lastIds = threads.map((t) => recent.get(t.id)?.[0]?.id).filter((id): id is string => id !== undefined);
     const lastRows = threads.length > 0 ? await this.ctx.store.messageQuery.summariesByIds(threads[0]!.mailbox_id, lastIds) : [];
+    return {
+      lastRows,
+      of: (thread: ThreadRow) => {
+        const newest = recent.get(thread.id) ?? [];
+        return { folderIds: folders.get(thread.id) ?? [], participants: this.participants([...newest].reverse()), lastId: newest[0]?.id };
+      },
+    };
+  }
+
+  private async summaries(threads: ThreadRow[], states: { thread_state: string; email_state: string }) {
+    const { lastRows, of } = await this.parts(threads);
     const lastViews = new Map((await this.messages.summaries(lastRows)).map((v) => [v.id as string, v]));
     return threads.map((thread) => {
-      const newest = recent.get(thread.id) ?? [];
-      const last = newest[0];
+      const p = of(thread);
       return {
         id: thread.id,
         subject: thread.subject,
         message_count: Number(thread.message_count),
         unread_count: Number(thread.unread_count),
         has_attachments: Number(thread.attachment_count) > 0,
-        folder_ids: folders.get(thread.id) ?? [],
-        participants: this.participants([...newest].reverse()),
-        last_message: last ? (lastViews.get(last.id) ?? null) : null,
+        folder_ids: p.folderIds,
+        participants: p.participants,
+        last_message: p.lastId !== undefined ? (lastViews.get(p.lastId) ?? null) : null,
         states,
       };
     });
+  }
+
+  /** summaries as JSON text (an array), the last messages written from their rows (views.ts summaryJson). */
+  private async summariesJson(threads: ThreadRow[], states: { thread_state: string; email_state: string }): Promise<string> {
+    const { lastRows, of } = await this.parts(threads);
+    const lastJson = await this.messages.summariesJsonById(lastRows);
+    const statesJson = JSON.stringify(states);
+    let out = '[';
+    for (let i = 0; i < threads.length; i++) {
+      const thread = threads[i]!;
+      const p = of(thread);
+      out +=
+        `${i === 0 ? '' : ','}{"id":${JSON.stringify(thread.id)},"subject":${JSON.stringify(thread.subject)},"message_count":${JSON.stringify(Number(thread.message_count))},` +
+        `"unread_count":${JSON.stringify(Number(thread.unread_count))},"has_attachments":${Number(thread.attachment_count) > 0},"folder_ids":${JSON.stringify(p.folderIds)},` +
+        `"participants":${JSON.stringify(p.participants)},"last_message":${(p.lastId !== undefined ? lastJson.get(p.lastId) : undefined) ?? 'null'},"states":${statesJson}}`;
+    }
+    return `${out}]`;
   }
 
   private async states(mailboxId: string) {
     return { thread_state: await stateOf(this.ctx.store, mailboxId, 'thread'), email_state: await stateOf(this.ctx.store, mailboxId, 'message') };
   }
 
-  async list(mailboxId: string, f: Omit<MessageFilter, 'mailboxId'> & { participant?: string }, direction: 'asc' | 'desc', limit: number, cursor?: string) {
+  private async listThreads(mailboxId: string, f: Omit<MessageFilter, 'mailboxId'> & { participant?: string }, direction: 'asc' | 'desc', limit: number, cursor?: string) {
     const { participant, ...rest } = f;
     const filter = await this.messages.resolveFilter(mailboxId, rest);
     // A participant is anyone on from, to or cc: matched per message with an OR over the three.
@@ -81,9 +113,19 @@ export class ThreadsService {
     const hasMore = rows.length > limit;
     const page = hasMore ? rows.slice(0, limit) : rows;
     const states = await this.states(mailboxId);
-    const items = await this.summaries(page, states);
     const last = page[page.length - 1];
-    return { items, hasMore, ...(hasMore && last ? { nextCursor: encodeCursor({ v: last.last_received_at, id: last.id }) } : {}), queryState: states.thread_state };
+    return { page, states, hasMore, ...(hasMore && last ? { nextCursor: encodeCursor({ v: last.last_received_at, id: last.id }) } : {}), queryState: states.thread_state };
+  }
+
+  async list(mailboxId: string, f: Omit<MessageFilter, 'mailboxId'> & { participant?: string }, direction: 'asc' | 'desc', limit: number, cursor?: string) {
+    const { page, states, ...rest } = await this.listThreads(mailboxId, f, direction, limit, cursor);
+    return { items: await this.summaries(page, states), ...rest };
+  }
+
+  /** list, with the page's thread summaries as JSON text (`json`, an array): what the HTTP list sends. */
+  async listJson(mailboxId: string, f: Omit<MessageFilter, 'mailboxId'> & { participant?: string }, direction: 'asc' | 'desc', limit: number, cursor?: string) {
+    const { page, states, ...rest } = await this.listThreads(mailboxId, f, direction, limit, cursor);
+    return { json: await this.summariesJson(page, states), ...rest };
   }
 
   private async listByParticipant(filter: MessageFilter, participant: string, direction: 'asc' | 'desc', limit: number, cursor?: string): Promise<ThreadRow[]> {

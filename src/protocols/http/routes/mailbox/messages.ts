@@ -32,8 +32,9 @@ export function registerMessageRoutes(deps: RouteDeps): void {
     path: '/mailbox/messages',
     surface: 'mailbox',
     handler: async ({ principal, query }) => {
-      const page = await messages.list(principal.mailboxId, { filter: filterFromQuery(query), sort: sortFromQuery(query), limit: limitOf(query), cursor: query.cursor });
-      return { data: page.items, pagination: pagination(page) };
+      // The summaries come as JSON text, written from the rows (services/mail/views.ts summaryJson).
+      const page = await messages.listJson(principal.mailboxId, { filter: filterFromQuery(query), sort: sortFromQuery(query), limit: limitOf(query), cursor: query.cursor });
+      return { dataJson: page.json, pagination: pagination(page) };
     },
   });
 

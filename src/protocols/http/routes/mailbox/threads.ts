@@ -12,14 +12,14 @@ export function registerThreadRoutes(deps: RouteDeps): void {
     surface: 'mailbox',
     handler: async ({ principal, query }) => {
       const f = filterFromQuery(query);
-      const page = await threads.list(
+      const page = await threads.listJson(
         principal.mailboxId,
         { ...f, ...(typeof query.participant === 'string' && query.participant !== '' ? { participant: query.participant } : {}) },
         query.sort_direction === 'asc' ? 'asc' : 'desc',
         limitOf(query),
         query.cursor,
       );
-      return { data: page.items, pagination: pagination(page), meta: { query_state: page.queryState } };
+      return { dataJson: page.json, pagination: pagination(page), meta: { query_state: page.queryState } };
     },
   });
 
