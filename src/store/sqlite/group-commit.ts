@@ -15,7 +15,7 @@
 // Visibility: another reader of this connection may see a commit a few milliseconds before it is
 // durable; nothing acknowledges it (SMTP 250, HTTP response, events - those run after the commit
 // resolves) before the flush.
-import { open } from 'node:fs/promises';
+import { closeSync, fdatasync, open } from 'node:fs';
 import { Checkpointer } from './checkpointer.ts';
 import type SqliteDatabase from 'better-sqlite3';
 import {
@@ -64,20 +64,34 @@ export class WalFlusher {
     return run;
   }
 
+  /**
+   * The WAL stays open from the first flush on (one thread-pool job a flush, not open, sync and
+   * close). It is the same file for as long as our connection is open: SQLite removes the WAL only
+   * when the last connection to the database closes, and starts it over in place.
+   */
+  private fd: number | null = null;
+  private closed = false;
+
   private async fdatasync(): Promise<void> {
-    let handle;
-    try {
-      handle = await open(this.walPath, 'r');
-    } catch (err) {
-      // No WAL file: the last connection checkpointed it into the database (fsync'd) and removed it.
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw err;
+    if (this.closed) return;
+    if (this.fd === null) {
+      try {
+        this.fd = await new Promise<number>((resolve, reject) => open(this.walPath, 'r', (err, fd) => (err ? reject(err) : resolve(fd))));
+      } catch (err) {
+        // No WAL file yet: nothing has been written to it, so nothing needs to reach the disk.
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw err;
+      }
     }
-    try {
-      await handle.datasync();
-    } finally {
-      await handle.close();
-    }
+    const fd = this.fd;
+    await new Promise<void>((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+  }
+
+  /** After the last flush (the connection is closing). */
+  close(): void {
+    this.closed = true;
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
   }
 }
 
@@ -234,6 +248,7 @@ class GroupCommitDriver implements Driver {
   async destroy(): Promise<void> {
     // Whoever still waits for a flush holds its promise; closing does not cancel it.
     await this.wal.flush().catch(() => undefined);
+    this.wal.close();
     await this.checkpointer.close();
     this.db.close();
   }
