@@ -5,6 +5,7 @@ import type { CompiledQuery, Kysely } from 'kysely';
 import type { Database } from '../schema.ts';
 import { FAST_READ_UNAVAILABLE } from '../fast-read.ts';
 import type { RepoContext } from './common.ts';
+import { runCompiled } from './compiled.ts';
 
 export interface PointQuery<T> {
   compile(): CompiledQuery;
@@ -40,10 +41,16 @@ export function readFirstNow<T>(ctx: RepoContext, name: string, build: (db: Kyse
       byName.set(name, sqlText);
     }
     const row = fast.first<T>(name, sqlText, params, shared, sameTurn);
-    if (row instanceof Promise) return row.then((r) => (r !== FAST_READ_UNAVAILABLE ? r : build(ctx.db).executeTakeFirst()));
+    if (row instanceof Promise) return row.then((r) => (r !== FAST_READ_UNAVAILABLE ? r : throughKysely(ctx, name, build, params)));
     if (row !== FAST_READ_UNAVAILABLE) return row;
   }
-  return build(ctx.db).executeTakeFirst();
+  return throughKysely(ctx, name, build, params);
+}
+
+/** The same read through Kysely (inside a transaction, or when the fast path cannot run): compiled once too. */
+async function throughKysely<T>(ctx: RepoContext, name: string, build: (db: Kysely<Database>) => PointQuery<T>, params: readonly unknown[]): Promise<T | undefined> {
+  const r = await runCompiled<T>(ctx.db, ctx.dialect, `read ${name}`, build, params);
+  return r.rows[0];
 }
 
 /** readFirstNow, always as a promise. */
