@@ -63,6 +63,8 @@ test('a worker thread inspects exactly as the event loop does', async () => {
 
 test('a thread that dies fails its pending messages; the next message gets a new thread', async () => {
   const pool = new InspectPool(1);
+  const dns = new DnsFixture();
+  const address = await dns.start();
   try {
     const task: InspectTask = { original: Buffer.from('Subject: x\r\n\r\nbody'), ip: '127.0.0.1', helo: 'h', sender: '', authservId: 'mx.test', received: 'Received: x' };
     // No DNS server answers on this port: authentication waits for its timeout, so the task is pending when the thread goes.
@@ -70,10 +72,12 @@ test('a thread that dies fails its pending messages; the next message gets a new
     await new Promise((r) => setTimeout(r, 50));
     await pool.close();
     await assert.rejects(pending, /exited/);
-    const again = await pool.run({ ...task, sender: 'a@127.0.0.1' }, []);
+    const again = await pool.run(task, [address]);
     assert.equal(again.parsed.subject, 'x');
+    assert.equal(again.auth.spf, 'none');
   } finally {
     await pool.close();
+    await dns.stop();
   }
 });
 

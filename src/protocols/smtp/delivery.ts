@@ -92,7 +92,6 @@ export async function deliverMessage(deps: DeliveryDeps, tx: Transaction, client
     throw spam.action === 'reject' ? REPLIES.spamRejected() : REPLIES.spamDeferred();
   }
 
-
   const targets = [...new Set(recipients.map((r) => r.mailboxId))].map((mailboxId) => ({
     mailboxId,
     recipients: recipients.filter((r) => r.mailboxId === mailboxId).map((r) => r.address),
