@@ -6,8 +6,7 @@ import { Resolver as CallbackResolver } from 'node:dns';
 import { SMTPServer, type SMTPServerSession } from 'smtp-server';
 import { randomString } from '../../core/ids.ts';
 import type { Services } from '../../services/index.ts';
-import { InboundAuthService } from '../../services/mail/inbound-auth.ts';
-import { inspectMessage, sharedInspectPool, type Inspected, type InspectTask } from './inspect.ts';
+import { inspectMessage, resolverFor, sharedInspectPool, type Inspected, type InspectTask } from './inspect.ts';
 import { IncomingLogsService } from '../../services/mail/incoming-logs.ts';
 import { RecipientsService } from '../../services/mail/recipients.ts';
 import { SpamService } from '../../services/mail/spam.ts';
@@ -54,9 +53,8 @@ export async function startInboundSmtp(services: Services, opts: InboundSmtpOpti
   const limits = config.smtp;
   const tls = opts.tls ?? (await loadTlsMaterial(config, services.clock.now()));
   const recipients = new RecipientsService(services, services.filters);
-  const auth = new InboundAuthService(services);
   const pool = sharedInspectPool(limits.inspectWorkers);
-  const inspectHere = (task: InspectTask): Promise<Inspected> => inspectMessage(task, auth.resolver);
+  const inspectHere = (task: InspectTask): Promise<Inspected> => inspectMessage(task, resolverFor(config.dnsServers));
   const deps: DeliveryDeps = {
     services,
     inspect:

@@ -6,7 +6,6 @@ import { Resolver } from 'node:dns/promises';
 import type { AuthenticateResult, DNSResolver } from 'mailauth';
 import type * as Mailauth from 'mailauth';
 import { DNS_TIMEOUT_MS } from '../../config/limits.ts';
-import type { ServiceContext } from '../context.ts';
 
 export interface AuthInput {
   raw: Buffer;
@@ -114,21 +113,5 @@ export async function authenticateInbound(input: AuthInput, authservId: string, 
       verdict: { spf: 'temperror', dkim: 'temperror', dmarc: { result: 'temperror', policy: null }, arc: 'temperror', headerValue: value, summary: value },
       error: (err as Error).message,
     };
-  }
-}
-
-export class InboundAuthService {
-  private readonly ctx: ServiceContext;
-  readonly resolver: DNSResolver;
-
-  constructor(ctx: ServiceContext, resolver?: DNSResolver) {
-    this.ctx = ctx;
-    this.resolver = resolver ?? dnsResolver(ctx.config.dnsServers);
-  }
-
-  async verify(input: AuthInput): Promise<AuthVerdict> {
-    const { verdict, error } = await authenticateInbound(input, this.ctx.config.hostname, this.resolver);
-    if (error !== null) this.ctx.log.warn({ event: 'smtp.auth_failed', err: error });
-    return verdict;
   }
 }

@@ -5,7 +5,7 @@ import type { CompiledQuery, Kysely } from 'kysely';
 import type { Database } from '../schema.ts';
 import { FAST_READ_UNAVAILABLE } from '../fast-read.ts';
 import type { RepoContext } from './common.ts';
-import { runCompiled } from './compiled.ts';
+import { compiledSql, runCompiled } from './compiled.ts';
 
 export interface PointQuery<T> {
   compile(): CompiledQuery;
@@ -14,9 +14,6 @@ export interface PointQuery<T> {
 
 /** A value now, or a promise of it: the SQLite fast path answers synchronously. */
 export type MaybePromise<T> = T | Promise<T>;
-
-/** SQL text per dialect, then per query name (names are unique across repos: they also name PostgreSQL statements). */
-const compiled = { sqlite: new Map<string, string>(), postgres: new Map<string, string>() };
 
 /**
  * The first row of `build(db)`, synchronously when the fast path answers at once (SQLite outside a
@@ -29,17 +26,8 @@ const compiled = { sqlite: new Map<string, string>(), postgres: new Map<string, 
 export function readFirstNow<T>(ctx: RepoContext, name: string, build: (db: Kysely<Database>) => PointQuery<T>, params: readonly unknown[], shared = false, sameTurn = false): MaybePromise<T | undefined> {
   const fast = ctx.fast;
   if (fast) {
-    const byName = compiled[ctx.dialect];
-    let sqlText = byName.get(name);
-    if (sqlText === undefined) {
-      const c = build(ctx.db).compile();
-      if (c.parameters.length !== params.length || c.parameters.some((p, i) => p !== params[i])) {
-        // No values in the message: they may be key hashes.
-        throw new Error(`readFirst(${name}): ${params.length} params given, the compiled query has ${c.parameters.length} or another order`);
-      }
-      sqlText = c.sql;
-      byName.set(name, sqlText);
-    }
+    // Names are unique across repos: they also name PostgreSQL statements.
+    const sqlText = compiledSql(ctx.db, ctx.dialect, `read ${name}`, build, params);
     const row = fast.first<T>(name, sqlText, params, shared, sameTurn);
     if (row instanceof Promise) return row.then((r) => (r !== FAST_READ_UNAVAILABLE ? r : throughKysely(ctx, name, build, params)));
     if (row !== FAST_READ_UNAVAILABLE) return row;

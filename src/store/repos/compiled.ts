@@ -22,18 +22,23 @@ function sameParams(a: readonly unknown[], b: readonly unknown[]): boolean {
   return a.length === b.length && a.every((p, i) => p === b[i]);
 }
 
-/** Runs `build(db)` with `params`, compiling it only the first time this shape is seen. */
-export function runCompiled<R>(db: Kysely<Database>, dialect: Dialect, shape: string, build: (db: Kysely<Database>) => Compilable, params: readonly unknown[]): Promise<QueryResult<R>> {
+/** The SQL text of `build(db)` in this dialect, compiled only the first time this shape is seen. */
+export function compiledSql(db: Kysely<Database>, dialect: Dialect, shape: string, build: (db: Kysely<Database>) => Compilable, params: readonly unknown[]): string {
   const key = `${dialect}\u0000${shape}`;
   let sqlText = compiled.get(key);
   if (sqlText === undefined) {
     const c = build(db).compile();
     // No values in the message: they may be message text or secrets.
-    if (!sameParams(c.parameters, params)) throw new Error(`runCompiled(${shape}): ${params.length} params given, the compiled statement has ${c.parameters.length} or another order`);
+    if (!sameParams(c.parameters, params)) throw new Error(`compiled statement ${shape}: ${params.length} params given, the compiled statement has ${c.parameters.length} or another order`);
     sqlText = c.sql;
     compiled.set(key, sqlText);
   }
-  return db.executeQuery<R>(CompiledQuery.raw(sqlText, params as unknown[]));
+  return sqlText;
+}
+
+/** Runs `build(db)` with `params`, compiling it only the first time this shape is seen. */
+export function runCompiled<R>(db: Kysely<Database>, dialect: Dialect, shape: string, build: (db: Kysely<Database>) => Compilable, params: readonly unknown[]): Promise<QueryResult<R>> {
+  return db.executeQuery<R>(CompiledQuery.raw(compiledSql(db, dialect, shape, build, params), params as unknown[]));
 }
 
 /** The columns Kysely writes for a row (it leaves out undefined values) and their values, in order. */
