@@ -74,11 +74,8 @@ export class RecipientsService {
     });
     const parts = splitAddress(address);
     if (!parts) return refuse('relay_denied', null, false);
-    const domain = await this.ctx.store.domains.byName(parts.domain);
     // Mail is received only for domains whose MX points here on purpose: verified send_receive ones.
-    if (!domain || domain.mode !== 'send_receive' || domain.verification_status !== 'verified' || domain.deleting === 1) {
-      return refuse('relay_denied', null, false);
-    }
+    if (!(await this.ctx.store.domains.receivesMail(parts.domain))) return refuse('relay_denied', null, false);
     const mailbox = await this.mailboxFor(stripPlusTag(address));
     if (!mailbox) return refuse('unknown_recipient', null);
     if (mailbox.status !== 'active') return refuse('mailbox_inactive', mailbox);

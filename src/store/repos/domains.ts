@@ -1,4 +1,5 @@
 // Domains: a team's custom domains and the configured default domain (team_id null).
+import { sql } from 'kysely';
 import type { DomainsTable } from '../schema.ts';
 import type { ListQuery, RepoContext } from './common.ts';
 import { ChangesRepo } from './changes.ts';
@@ -27,6 +28,24 @@ export class DomainsRepo {
     // Every inbound recipient's domain is looked up here: compiled once.
     const r = await runCompiled<DomainRow>(this.ctx.db, this.ctx.dialect, 'domains.by_name', (d) => d.selectFrom('domains').selectAll().where('domain', '=', domain), [domain]);
     return r.rows[0];
+  }
+
+  /**
+   * Whether mail for this domain is received here: a verified send_receive domain not being deleted.
+   * Asked at every RCPT; reads no columns (a domain row carries its DKIM keys, ~3 KB).
+   */
+  async receivesMail(domain: string): Promise<boolean> {
+    const r = await runCompiled<{ one: number }>(this.ctx.db, this.ctx.dialect, 'domains.receives_mail', (d) =>
+      d
+        .selectFrom('domains')
+        .select(sql<number>`1`.as('one'))
+        .where('domain', '=', domain)
+        .where('mode', '=', sql.lit('send_receive'))
+        .where('verification_status', '=', sql.lit('verified'))
+        .where('deleting', '=', sql.lit(0)),
+      [domain],
+    );
+    return r.rows.length > 0;
   }
 
   async listAllCustom(): Promise<DomainRow[]> {
