@@ -72,7 +72,8 @@ export interface EmitInput {
 
 /** Runs inside the emitting transaction (the webhook outbox). */
 export type Fanout = (tx: Repos, event: EventRow) => Promise<void>;
-export type EventListener = (event: EventRow) => void;
+/** local: the event was committed by this process (its in-transaction work, such as the webhook outbox rows, was done here). */
+export type EventListener = (event: EventRow, local: boolean) => void;
 
 /** The webhook payload (WebhookEventPayload) of a stored event. */
 export function webhookPayload(e: EventRow): { id: string; type: string; occurred_at: string; team_public_id: string; data: EventData } {
@@ -181,11 +182,11 @@ export class EventsService {
     void this.drain();
   }
 
-  private dispatch(row: EventRow): void {
+  private dispatch(row: EventRow, local: boolean): void {
     this.lastSeq = Number(row.seq);
     for (const l of this.listeners) {
       try {
-        l(row);
+        l(row, local);
       } catch (err) {
         this.ctx.log.error({ event: 'events.listener_failed', err: (err as Error).message });
       }
@@ -196,7 +197,7 @@ export class EventsService {
   private dispatchLocal(): void {
     for (let row = this.local.get(this.lastSeq + 1); row; row = this.local.get(this.lastSeq + 1)) {
       this.local.delete(this.lastSeq + 1);
-      this.dispatch(row);
+      this.dispatch(row, true);
     }
     for (const seq of this.local.keys()) if (seq <= this.lastSeq) this.local.delete(seq);
   }
@@ -214,7 +215,8 @@ export class EventsService {
         this.readNeeded = false;
         for (;;) {
           const rows = await this.ctx.store.events.after(this.lastSeq, TAIL_BATCH);
-          for (const row of rows) this.dispatch(row);
+          // (A row of ours read back after a gap counts as another process's: its listeners do a little more.)
+          for (const row of rows) this.dispatch(row, false);
           if (rows.length < TAIL_BATCH) break;
         }
         this.dispatchLocal();

@@ -129,9 +129,17 @@ export class WebhooksService {
   private readonly ctx: ServiceContext;
   private readonly events: EventsService;
 
+  private readonly enqueuedListeners = new Set<() => void>();
+
   constructor(ctx: ServiceContext, events: EventsService) {
     this.ctx = ctx;
     this.events = events;
+  }
+
+  /** Hears each commit of this process that added rows to the outbox (the delivery worker's wake-up). */
+  onEnqueued(fn: () => void): () => void {
+    this.enqueuedListeners.add(fn);
+    return () => this.enqueuedListeners.delete(fn);
   }
 
   // --- subscriptions
@@ -278,6 +286,9 @@ export class WebhooksService {
       created_at: now,
     }));
     await tx.webhooks.enqueue(rows);
+    tx.afterCommit(() => {
+      for (const l of this.enqueuedListeners) l();
+    });
   }
 
   // --- what the worker calls

@@ -1,7 +1,8 @@
 // The webhook delivery worker: leases due rows of the outbox (webhook_deliveries), POSTs each to
-// its endpoint through the SSRF guard, and records the attempt. Woken by every committed event
-// (services.events.subscribe, in every process) and by a timer for retries; a lease keeps two
-// processes from delivering the same attempt (FOR UPDATE SKIP LOCKED on PostgreSQL).
+// its endpoint through the SSRF guard, and records the attempt. Woken when this process commits
+// outbox rows, by every event another process commits (services.events.subscribe) and by a timer
+// for retries; a lease keeps two processes from delivering the same attempt (FOR UPDATE SKIP LOCKED
+// on PostgreSQL).
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
@@ -53,7 +54,17 @@ export class WebhookWorker {
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
-    this.unsubscribe = this.services.events.subscribe(() => this.kick());
+    // Outbox rows this process adds wake the worker when they commit; an event committed here
+    // without any (no webhook wants it: most mail) needs no look at the outbox. Another process's
+    // events may have added rows, which that process's worker (if it runs one) also delivers.
+    const unsubscribeOutbox = this.services.webhooks.onEnqueued(() => this.kick());
+    const unsubscribeEvents = this.services.events.subscribe((_event, local) => {
+      if (!local) this.kick();
+    });
+    this.unsubscribe = () => {
+      unsubscribeOutbox();
+      unsubscribeEvents();
+    };
     this.kick();
   }
 

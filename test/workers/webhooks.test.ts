@@ -257,6 +257,40 @@ describeEachBackend('webhook delivery', (backend) => {
   });
 });
 
+describeEachBackend('webhook worker wake-up', (backend) => {
+  let receiver: WebhookReceiver;
+  let rig: SmtpRig;
+  let worker: WebhookWorker;
+
+  before(async () => {
+    receiver = new WebhookReceiver();
+    await receiver.start();
+    rig = await startSmtpRig(backend, { MAILMUX_WEBHOOK_ALLOW_PRIVATE: 'true', MAILMUX_WEBHOOK_CA_FILE: receiver.caFile });
+    // No poll within the test: only the wake-up of a commit can start a delivery.
+    worker = new WebhookWorker(rig.app.services, { pollMs: 600_000 });
+    worker.start();
+  });
+  after(async () => {
+    await worker.stop();
+    await rig.close();
+    await receiver.stop();
+  });
+
+  test('a commit that adds outbox rows wakes the worker; mail no webhook wants does not need it', async () => {
+    const app = rig.app;
+    const quiet = await createMailbox(app, 'quiet');
+    const watched = await createMailbox(app, 'watched');
+    const hook = await app.api('POST', '/api/v1/webhooks', { body: { url: receiver.url('/wake'), event_types: ['message.received'], filters: { mailbox_ids: [watched.id] } } });
+    assert.equal(hook.status, 201, hook.text);
+    await receive(app, quiet, 'Nobody listens');
+    await receive(app, watched, 'Someone listens');
+    // Within the receiver's deadline (10 s), far below the worker's poll.
+    await receiver.waitFor(1);
+    const got = receiver.requests.map((r) => json(r) as { type: string; data: { mailbox_id: string } });
+    assert.deepEqual(got.map((e) => [e.type, e.data.mailbox_id]), [['message.received', watched.id]]);
+  });
+});
+
 describeEachBackend('webhook retries', (backend) => {
   let receiver: WebhookReceiver;
   let app: TestApp;
