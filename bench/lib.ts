@@ -1,7 +1,7 @@
 // Shared bench helpers: percentiles, a fixed-concurrency load loop, starting a Mailmux server
 // process and reading its RSS. Benches measure; tests assert.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -172,6 +172,28 @@ export function cpuMs(pid: number, mainThread = false): number {
   }
 }
 
+/** CPU time (ms) of each of a process's live threads, summed by thread name (libuv's pool, workers, V8 helpers). */
+export function threadCpuMs(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tasks) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
+      const name = tid === String(pid) ? 'main' : readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      out.set(name, (out.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) * 10);
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return out;
+}
+
 /** Bytes a process has passed to write system calls so far (`wchar` of /proc/PID/io); NaN where missing. */
 export function writtenBytes(pid: number): number {
   try {
@@ -263,14 +285,28 @@ export class SmtpClient {
     if (!got.startsWith(expect)) throw new Error(`${line.split(' ')[0]}: ${got}`);
   }
 
-  /** Sends the message; onSent runs as the final "." is written (end of DATA). */
-  async data(message: string, onSent?: () => void): Promise<void> {
-    await this.command('DATA', '354');
+  /** Sends the commands in one write (RFC 2920 PIPELINING), then checks their replies in order. */
+  async pipelined(lines: string[], expects: string[]): Promise<void> {
+    this.socket.write(lines.map((l) => `${l}\r\n`).join(''));
+    for (let i = 0; i < lines.length; i++) {
+      const got = await this.reply();
+      if (!got.startsWith(expects[i]!)) throw new Error(`${lines[i]!.split(' ')[0]}: ${got}`);
+    }
+  }
+
+  /** The message after a pipelined DATA got its 354; onSent runs as the final "." is written. */
+  async body(message: string, onSent?: () => void): Promise<void> {
     const r = this.reply();
     this.socket.write(`${message.replace(/^\./gm, '..')}\r\n.\r\n`);
     onSent?.();
     const got = await r;
     if (!got.startsWith('250')) throw new Error(`end of DATA: ${got}`);
+  }
+
+  /** Sends the message; onSent runs as the final "." is written (end of DATA). */
+  async data(message: string, onSent?: () => void): Promise<void> {
+    await this.command('DATA', '354');
+    await this.body(message, onSent);
   }
 
   close(): void {
