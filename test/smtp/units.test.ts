@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { availableParallelism } from 'node:os';
-import { loadConfig } from '../../src/config/config.ts';
+import { defaultInspectWorkers, loadConfig } from '../../src/config/config.ts';
 import { prependHeaders, receivedHeader, rfc5322Date, stripOwnAuthResults } from '../../src/protocols/smtp/trace.ts';
 import { recipientReply, overQuota, ENHANCED_PREFIX } from '../../src/protocols/smtp/replies.ts';
 import { builtinRules, headerFacts, scoreOf, SPAM_RULES } from '../../src/services/mail/spam.ts';
@@ -125,8 +125,9 @@ test('log date bounds: date-only values are whole UTC days; bad values are 400',
 
 test('SMTP configuration: defaults, validation, TLS files set together', () => {
   const c = loadConfig({});
-  const workers = Math.min(4, Math.max(1, availableParallelism() - 1));
-  assert.deepEqual(c.smtp, { maxMessageBytes: 26214400, maxRecipients: 100, maxCommands: 1000, maxConnections: 100, idleTimeoutSeconds: 300, quotaReply: 'temporary', inspectWorkers: workers });
+  assert.deepEqual(c.smtp, { maxMessageBytes: 26214400, maxRecipients: 100, maxCommands: 1000, maxConnections: 100, idleTimeoutSeconds: 300, quotaReply: 'temporary', inspectWorkers: defaultInspectWorkers(availableParallelism()) });
+  // Two cores or fewer: on the event loop; more: the spare cores, at most four threads.
+  assert.deepEqual([1, 2, 3, 4, 8, 64].map(defaultInspectWorkers), [0, 0, 2, 3, 4, 4]);
   assert.equal(loadConfig({ MAILMUX_SMTP_INSPECT_WORKERS: '0' }).smtp.inspectWorkers, 0);
   assert.throws(() => loadConfig({ MAILMUX_SMTP_INSPECT_WORKERS: 'two' }), /MAILMUX_SMTP_INSPECT_WORKERS/);
   assert.equal(c.spamThreshold, 5);

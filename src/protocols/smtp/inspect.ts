@@ -1,13 +1,15 @@
 // Inspection of a message after the DATA dot, before spam scoring and ingest: sender
 // authentication (SPF, DKIM, DMARC, ARC through mailauth), the trace headers on top, and the MIME
 // parse of the message as it will be stored. It is the CPU-heavy part of receiving that needs no
-// database, so it runs in worker threads (inspect-worker.ts) while the event loop speaks SMTP and
-// writes the store: on a machine with two cores, receiving uses both.
+// database, so with spare cores it runs in worker threads (inspect-worker.ts) while the event loop
+// speaks SMTP and writes the store. Moving a message and its parse between threads is not free:
+// on two cores it costs about what the event loop saves, and the default there is no threads
+// (config.ts, defaultInspectWorkers).
 //
 // The pool is shared by every listener of the process and starts its threads at the first message.
 // A thread that fails or exits has its messages inspected again on the event loop (the same code,
-// as it ran before workers existed) and is replaced at the next message. MAILMUX_INBOUND_WORKERS=0
-// inspects on the event loop only.
+// as it ran before workers existed) and is replaced at the next message.
+// MAILMUX_SMTP_INSPECT_WORKERS=0 inspects on the event loop only.
 import { Worker } from 'node:worker_threads';
 import type { DNSResolver } from 'mailauth';
 import { parseMessage, type ParsedMessage } from '../../mime/parse.ts';
