@@ -25,7 +25,7 @@ export class DomainsRepo {
   }
 
   async byName(domain: string): Promise<DomainRow | undefined> {
-    // Every inbound recipient's domain is looked up here: compiled once.
+    // Every message sent looks up its sender's domain here: compiled once.
     const r = await runCompiled<DomainRow>(this.ctx.db, this.ctx.dialect, 'domains.by_name', (d) => d.selectFrom('domains').selectAll().where('domain', '=', domain), [domain]);
     return r.rows[0];
   }
