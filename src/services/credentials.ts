@@ -20,10 +20,22 @@ export interface AuthWithMailbox {
   mailbox: PrefetchedMailbox;
 }
 
+// The two SHA-256 digests compared, decoded into buffers allocated once (not two per request).
+const storedDigest = Buffer.alloc(32);
+const givenDigest = Buffer.alloc(32);
+
+/** Two hex SHA-256 digests are equal, compared in constant time (crypto.timingSafeEqual). */
+function sameDigest(storedHex: string, givenHex: string): boolean {
+  // A stored hash that is not 64 hex digits (32 bytes) matches nothing.
+  if (storedHex.length !== 64 || givenHex.length !== 64) return false;
+  if (storedDigest.write(storedHex, 'hex') !== 32 || givenDigest.write(givenHex, 'hex') !== 32) return false;
+  return timingSafeEqual(storedDigest, givenDigest);
+}
+
 /** The security checks on the key row read for `hash`: every request runs them, on a fresh read. */
 function principalOf(row: AuthKeyRow | undefined, hash: string, kind: 'root' | 'mailbox'): Principal | null {
   // The lookup is by hash; compare again in constant time so no timing tells how much matched.
-  if (!row || !timingSafeEqual(Buffer.from(row.secret_hash, 'hex'), Buffer.from(hash, 'hex'))) return null;
+  if (!row || !sameDigest(row.secret_hash, hash)) return null;
   if (row.revoked_at !== null || row.kind !== kind) return null;
   if (row.kind === 'root') return { kind: 'root', keyId: row.id, teamId: row.team_id };
   if (row.mailbox_id === null || row.mailbox_status !== 'active' || row.mailbox_email === null) return null;

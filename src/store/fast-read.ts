@@ -210,6 +210,17 @@ export function pgFastRead(pool: pg.Pool): FastRead {
     reject(err: unknown): void;
   }
   const pending = new Map<string, { sqlText: string; waiters: Waiter[] }>();
+  // The batched statement's text per query name and parameter count, built once.
+  const batchedTexts = new Map<string, string>();
+  const batchedText = (name: string, sqlText: string, n: number): string => {
+    const key = `${name}/${n}`;
+    let text = batchedTexts.get(key);
+    if (text === undefined) {
+      text = batchedSql(sqlText, n);
+      batchedTexts.set(key, text);
+    }
+    return text;
+  };
   let flushing: NodeJS.Immediate | null = null;
   const flush = (): void => {
     flushing = null;
@@ -247,7 +258,7 @@ export function pgFastRead(pool: pg.Pool): FastRead {
     });
     const n = tuples[0]!.length;
     const values = Array.from({ length: n }, (_, j) => tuples.map((t) => t[j]));
-    pool.query({ name: `mmx_batch_${name}`, text: batchedSql(sqlText, n), values }).then(
+    pool.query({ name: `mmx_batch_${name}`, text: batchedText(name, sqlText, n), values }).then(
       (r) => {
         const rows: (object | undefined)[] = [];
         for (const row of r.rows as Record<string, unknown>[]) {

@@ -9,8 +9,14 @@ export interface RateDecision {
   retryAfterSeconds: number;
 }
 
+interface Window {
+  start: number;
+  count: number;
+}
+
 export class RateLimiter {
-  private readonly windows = new Map<string, { start: number; count: number }>();
+  /** Windows per scope (say `key:management`, `ip`), then per key id or address within it. */
+  private readonly scopes = new Map<string, Map<string, Window>>();
   private readonly windowMs: number;
   private lastSweep = 0;
   private readonly now: () => number;
@@ -20,31 +26,44 @@ export class RateLimiter {
     this.now = now;
   }
 
-  hit(bucket: string, limit: number): RateDecision {
+  /**
+   * Counts one request of `key` in `scope`. Two levels instead of one joined string: the key is
+   * usually a string the store hands out again (a key id), whose hash is already computed.
+   */
+  hit(scope: string, key: string, limit: number): RateDecision {
     const now = this.now();
     this.sweep(now);
     const start = now - (now % this.windowMs);
-    let w = this.windows.get(bucket);
-    if (!w || w.start !== start) {
+    let windows = this.scopes.get(scope);
+    if (windows === undefined) {
+      windows = new Map();
+      this.scopes.set(scope, windows);
+    }
+    let w = windows.get(key);
+    if (w === undefined) {
       w = { start, count: 0 };
-      this.windows.set(bucket, w);
+      windows.set(key, w);
+    } else if (w.start !== start) {
+      w.start = start;
+      w.count = 0;
     }
     w.count += 1;
     const resetMs = start + this.windowMs;
-    const allowed = limit === 0 || w.count <= limit;
     return {
       limit,
       remaining: Math.max(0, limit - w.count),
       resetAt: Math.ceil(resetMs / 1000),
-      allowed,
+      allowed: limit === 0 || w.count <= limit,
       retryAfterSeconds: Math.max(1, Math.ceil((resetMs - now) / 1000)),
     };
   }
 
-  /** Drops finished windows so the map stays as small as the set of active callers. */
+  /** Drops finished windows so the maps stay as small as the set of active callers. */
   private sweep(now: number): void {
     if (now - this.lastSweep < this.windowMs) return;
     this.lastSweep = now;
-    for (const [key, w] of this.windows) if (w.start + this.windowMs <= now) this.windows.delete(key);
+    for (const windows of this.scopes.values()) {
+      for (const [key, w] of windows) if (w.start + this.windowMs <= now) windows.delete(key);
+    }
   }
 }

@@ -101,7 +101,7 @@ function registerPresignedPut(app: FastifyInstance, deps: RouteDeps, uploads: Up
     url: '/api/v1/mailbox/attachment-uploads/:upload_id',
     bodyLimit: MAILBOX_UPLOAD_BYTES_MAX,
     onRequest: async (req, reply) => {
-      const d = deps.limiter.hit(`ip:${req.ip}`, deps.rateLimits.unauthenticated);
+      const d = deps.limiter.hit('ip', req.ip, deps.rateLimits.unauthenticated);
       reply.header('X-RateLimit-Limit', String(d.limit));
       reply.header('X-RateLimit-Remaining', String(d.remaining));
       reply.header('X-RateLimit-Reset', String(d.resetAt));
