@@ -145,6 +145,11 @@ export interface ThreadFoldersTable {
   n: number;
 }
 
+/**
+ * The index row of a message: what lists, filters and sorts read. Its large, immutable parts (stored
+ * headers, IMAP structures, bodies) live in message_contents (migration 010), so a list page reads
+ * small rows; MessageRow (repos/messages.ts) is the two together.
+ */
 export interface MessagesTable {
   id: string;
   mailbox_id: string;
@@ -160,8 +165,6 @@ export interface MessagesTable {
   to_sort: string;
   cc_text: string;
   bcc_text: string;
-  /** "\nname: value\n…" lowercase, for header filters */
-  headers_text: string;
   /** JSON {from, sender, to, cc, bcc, reply_to} */
   addresses: string;
   preview: string | null;
@@ -170,6 +173,26 @@ export interface MessagesTable {
   attachments: string;
   rfc_message_id: string | null;
   in_reply_to: string | null;
+  is_spam: number;
+  spam_score: number | null;
+  /** JSON string[], lowercase, sorted */
+  keywords: string;
+  seen: number;
+  flagged: number;
+  answered: number;
+  draft: number;
+  modseq: number;
+  /** The folders the message is in, ids sorted and comma-separated (kept with message_folders; migration 010). */
+  folder_ids: string;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A message's large, immutable columns, read only by the endpoints that need them (migration 010). */
+export interface MessageContentsTable {
+  message_id: string;
+  /** "\nname: value\n…" lowercase, for header filters */
+  headers_text: string;
   /** JSON string[] */
   references: string;
   /** JSON [{name, value}] */
@@ -178,18 +201,7 @@ export interface MessagesTable {
   imap: string;
   text_body: string | null;
   html_body: string | null;
-  is_spam: number;
-  spam_score: number | null;
   auth_results: string | null;
-  /** JSON string[], lowercase, sorted */
-  keywords: string;
-  seen: number;
-  flagged: number;
-  answered: number;
-  draft: number;
-  modseq: number;
-  created_at: string;
-  updated_at: string;
 }
 
 export interface MessageFoldersTable {
@@ -412,6 +424,7 @@ export interface Database {
   folders: FoldersTable;
   threads: ThreadsTable;
   messages: MessagesTable;
+  message_contents: MessageContentsTable;
   message_folders: MessageFoldersTable;
   message_keywords: MessageKeywordsTable;
   mailbox_message_counts: MailboxMessageCountsTable;

@@ -1,6 +1,7 @@
-// The counters that answer counts, folder totals and thread summaries (migration 009) against the
-// real state after every kind of write, the SQLite search path that reads matches in
-// search-key order against the plain sorted query, page by page, and the list pages written as
+// The counters that answer counts, folder totals and thread summaries (migration 009) and the
+// folders kept on each message's row (migration 010) against the real state after every kind of
+// write, the SQLite search path that reads matches in search-key order against the plain sorted
+// query, page by page, and the list pages written as
 // JSON text from compiled statements against the object path, for every filter, sort and cursor,
 // on both backends.
 import { after, before, test } from 'node:test';
@@ -53,6 +54,11 @@ describeEachBackend('mailbox counters and search order', (backend) => {
       inThreads += msgs.length;
     }
     assert.equal(inThreads, await real({}), 'every message is in one listed thread');
+    // Summaries read each message's folders from its row (messages.folder_ids, migration 010): the
+    // same as its memberships in message_folders.
+    const listed = (await call(mbx, 'GET', '/api/v1/mailbox/messages?limit=100')).body.data as { id: string; folder_ids: string[] }[];
+    const memberships = await app.services.store.messages.folderIdsOf(listed.map((m) => m.id));
+    for (const m of listed) assert.deepEqual(m.folder_ids, [...(memberships.get(m.id) ?? [])].sort(), `message ${m.id} folders`);
   }
 
   test('counters match the real state after ingest, keyword changes, moves and deletes', async () => {
@@ -144,6 +150,47 @@ describeEachBackend('mailbox counters and search order', (backend) => {
     }
     const count = await call(c, 'GET', '/api/v1/mailbox/messages/count?q=alpha');
     assert.equal(count.body.data.total, offsets.length);
+  });
+
+  test('folder pages (SQLite: read from the folder index) equal the sorted query, with messages received in the same instant', async () => {
+    const f = await createMailbox(app, 'folder-f');
+    const offsets = [0, 0, 0, 1, 2, 2, 1000, 1000, 60_000, 60_000, 60_000, 60_001, 3600_000];
+    const ids: string[] = [];
+    for (const [i, off] of offsets.entries()) ids.push(await deliver(app, f, { subject: `folder ${i}`, text: `message ${i}` }, { receivedAt: T0 + off }));
+    // Some to Trash (one of them back again), some read.
+    for (const i of [1, 4, 7, 8, 12]) assert.equal((await call(f, 'DELETE', `/api/v1/mailbox/messages/${ids[i]}`)).status, 200);
+    assert.equal((await call(f, 'POST', '/api/v1/mailbox/messages:batch-update', { ids: [ids[0], ids[2], ids[7]], seen: true })).status, 200);
+    const folders = (await call(f, 'GET', '/api/v1/mailbox/folders?limit=100')).body.data as { id: string; role: string | null }[];
+    const trash = folders.find((x) => x.role === 'trash')!.id;
+    const inbox = folders.find((x) => x.role === 'inbox')!.id;
+    const archive = folders.find((x) => x.role === 'archive')!.id;
+    const q = app.services.store.messageQuery;
+    for (const [folderId, extra, filter] of [
+      [inbox, '', {}],
+      [trash, '', {}],
+      [archive, '', {}],
+      [inbox, '&is_unread=true', { isUnread: true }],
+      [trash, '&is_unread=false', { isUnread: false }],
+    ] as const) {
+      for (const direction of ['desc', 'asc'] as const) {
+        // The reference: the same filter walked in (received_at, id) order without the folder's index.
+        const all = await q.ids({ mailboxId: f.id, ...filter }, { by: 'received_at', direction }, 1000);
+        const inFolder = await app.services.store.messages.folderIdsOf(all);
+        const expected = all.filter((id) => inFolder.get(id)?.includes(folderId));
+        for (const limit of [1, 2, 3, 50]) {
+          const got: string[] = [];
+          let cursor = '';
+          for (let pages = 0; pages < 100; pages++) {
+            const r = await call(f, 'GET', `/api/v1/mailbox/messages?folder_id=${folderId}${extra}&sort_by=received_at&sort_direction=${direction}&limit=${limit}${cursor}`);
+            assert.equal(r.status, 200);
+            got.push(...r.body.data.map((m: { id: string }) => m.id));
+            if (!r.body.pagination.has_more) break;
+            cursor = `&cursor=${r.body.pagination.next_cursor}`;
+          }
+          assert.deepEqual(got, expected, `folder ${folderId}${extra} ${direction} limit ${limit}`);
+        }
+      }
+    }
   });
 
   test('list pages (compiled per shape, JSON written from rows) equal the object path for every filter, sort and cursor', async () => {

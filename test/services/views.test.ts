@@ -71,10 +71,21 @@ test('summaryJson writes the same bytes as JSON.stringify(summaryView)', () => {
   fc.assert(
     fc.property(rowArb, (r) => {
       const row = toRow(r);
-      assert.equal(summaryJson(row, r.folders, vc), JSON.stringify(summaryView(row, r.folders, vc)));
+      const expected = JSON.stringify(summaryView(row, r.folders, vc));
+      assert.equal(summaryJson(row, r.folders, vc), expected);
+      // The row's folder_ids text (sorted, comma-separated; migration 010), as list pages pass it.
+      assert.equal(summaryJson(row, [...r.folders].sort().join(','), vc), JSON.stringify(summaryView(row, [...r.folders].sort(), vc)));
     }),
     { numRuns: 2000 },
   );
+});
+
+test('folder_ids text of any shape is written as the JSON of its sorted ids', () => {
+  const row = toRow({ id: 'msg_abc123', thread_id: 'thr_abc', addresses: { from: null, sender: null, to: [], cc: [], bcc: [], reply_to: [] } as never, subject: 's', preview: null, received_at: '2026-11-01T08:00:00.000Z', sent_at: null, size_bytes: 1, attachments: [], keywords: [], seen: 0, flagged: 1, answered: 0, draft: 0, folders: [] });
+  for (const text of ['', 'fld_a', 'fld_a,fld_b', 'fld_b,fld_a', 'fld_"q",fld_\\', 'fld_é']) {
+    const ids = text === '' ? [] : text.split(',').sort();
+    assert.equal(summaryJson(row, text, vc), JSON.stringify(summaryView(row, ids, vc)), text);
+  }
 });
 
 test('addresses of another shape take the parsing path, with the same bytes', () => {

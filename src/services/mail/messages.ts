@@ -12,7 +12,7 @@ import type { ServiceContext } from '../context.ts';
 import { etagOf } from '../etag.ts';
 import type { FoldersService } from './folders.ts';
 import { stateOf } from './states.ts';
-import { attachmentViews, DownloadTokens, partIdOf, summaryJson, summaryView, detailView, type StoredAddresses, type ViewContext } from './views.ts';
+import { attachmentViews, DownloadTokens, folderIdList, partIdOf, summaryJson, summaryView, detailView, type StoredAddresses, type ViewContext } from './views.ts';
 
 /** Keyword changes in one update (spec session limits: keywords_per_update_max). */
 export const KEYWORDS_PER_UPDATE_MAX = 50;
@@ -126,11 +126,10 @@ export class MessagesService {
     return filter;
   }
 
-  /** Folder ids of each row: summary rows from messageQuery carry theirs; other rows need a lookup. */
+  /** Folder ids of each row: rows read from the store carry theirs (messages.folder_ids); others need a lookup. */
   private async folderIdsOf(rows: MessageRow[]): Promise<Map<string, string[]>> {
-    const carried = rows as (MessageRow & { folder_ids_csv?: string | null })[];
-    return carried.every((r) => r.folder_ids_csv !== undefined)
-      ? new Map(carried.map((r) => [r.id, r.folder_ids_csv ? r.folder_ids_csv.split(',').sort() : []]))
+    return rows.every((r) => r.folder_ids !== undefined)
+      ? new Map(rows.map((r) => [r.id, folderIdList(r.folder_ids!)]))
       : this.ctx.store.messages.folderIdsOf(rows.map((r) => r.id));
   }
 
@@ -143,11 +142,12 @@ export class MessagesService {
   /** The summaries as a JSON array, written from the rows (views.ts summaryJson): the list pages' form. */
   async summariesJson(rows: MessageRow[]): Promise<string> {
     const vc = await this.viewContext();
-    const folderIds = await this.folderIdsOf(rows);
+    // Rows from the store carry their folders as text (messages.folder_ids), written as JSON without a split.
+    const folderIds = rows.every((r) => r.folder_ids !== undefined) ? null : await this.folderIdsOf(rows);
     let out = '[';
     for (let i = 0; i < rows.length; i++) {
       const r = rows[i]!;
-      out += (i === 0 ? '' : ',') + summaryJson(r, folderIds.get(r.id) ?? [], vc);
+      out += (i === 0 ? '' : ',') + summaryJson(r, folderIds === null ? r.folder_ids! : (folderIds.get(r.id) ?? []), vc);
     }
     return `${out}]`;
   }

@@ -28,6 +28,11 @@ export interface StoredAttachment {
   content_id: string | null;
 }
 
+/** The folder ids of a messages row's folder_ids text (sorted, comma-separated; '' when in none). */
+export function folderIdList(text: string): string[] {
+  return text === '' ? [] : text.split(',').sort();
+}
+
 /** Attachment ids are derived from the MIME part number: stable and needing no table. */
 export function attachmentId(partId: string): string {
   return `att_${partId.replaceAll('.', '_')}`;
@@ -142,20 +147,36 @@ function idListJson(ids: string[]): string {
   return JSON.stringify(ids);
 }
 
+const PLAIN_ID = /^[A-Za-z0-9_]+$/;
+/** Text JSON writes as is between quotes: ids and ISO dates. */
+const PLAIN_TEXT = /^[A-Za-z0-9_:.+-]*$/;
+
+/** JSON.stringify(s) for a string or null; ids and dates (the usual case) without the call: −10 µs a page of 50. */
+function jsonString(s: string | null): string {
+  return s !== null && PLAIN_TEXT.test(s) ? `"${s}"` : JSON.stringify(s);
+}
+
+/** idListJson(folderIdList(text)) for a messages row's folder_ids text; one plain id (the usual case) without a split. */
+function idTextJson(text: string): string {
+  if (text === '') return '[]';
+  return PLAIN_ID.test(text) ? `["${text}"]` : idListJson(folderIdList(text));
+}
+
 /**
- * JSON.stringify(summaryView(row, folderIds, vc)), written from the row: the stored JSON columns
+ * JSON.stringify(summaryView(row, folderIds, vc)), written from the row (folderIds may be the row's
+ * folder_ids text, sorted ids comma-separated): the stored JSON columns
  * (keywords, addresses; written by JSON.stringify at ingest) are copied, not parsed and rewritten.
  * Same bytes as the object path (a property test compares the two).
  */
-export function summaryJson(row: MessageRow, folderIds: string[], vc: ViewContext): string {
+export function summaryJson(row: MessageRow, folderIds: string[] | string, vc: ViewContext): string {
   const a = addressFragments(row.addresses);
-  if (a === null) return JSON.stringify(summaryView(row, folderIds, vc));
+  if (a === null) return JSON.stringify(summaryView(row, typeof folderIds === 'string' ? folderIdList(folderIds) : folderIds, vc));
   const attachments = row.attachments === '[]' ? '[]' : JSON.stringify(attachmentViews(row, vc));
   return (
-    `{"id":${JSON.stringify(row.id)},"thread_id":${JSON.stringify(row.thread_id)},"folder_ids":${idListJson(folderIds)},"keywords":${row.keywords},` +
+    `{"id":${jsonString(row.id)},"thread_id":${jsonString(row.thread_id)},"folder_ids":${typeof folderIds === 'string' ? idTextJson(folderIds) : idListJson(folderIds)},"keywords":${row.keywords},` +
     `"flags":{"seen":${BOOL[row.seen === 1 ? 1 : 0]},"flagged":${BOOL[row.flagged === 1 ? 1 : 0]},"draft":${BOOL[row.draft === 1 ? 1 : 0]},"answered":${BOOL[row.answered === 1 ? 1 : 0]}},` +
     `"from":${a[0]},"to":${a[1]},"cc":${a[2]},"bcc":${a[3]},"subject":${JSON.stringify(row.subject)},"preview":${JSON.stringify(row.preview)},` +
-    `"received_at":${JSON.stringify(row.received_at)},"sent_at":${JSON.stringify(row.sent_at)},"size_bytes":${JSON.stringify(row.size_bytes)},` +
+    `"received_at":${jsonString(row.received_at)},"sent_at":${jsonString(row.sent_at)},"size_bytes":${JSON.stringify(row.size_bytes)},` +
     `"has_attachments":${BOOL[row.has_attachments === 1 ? 1 : 0]},"attachments":${attachments}}`
   );
 }

@@ -12,6 +12,7 @@ import { migration006 } from './006-send.ts';
 import { migration007 } from './007-uploads.ts';
 import { migration008 } from './008-inline-blobs.ts';
 import { migration009 } from './009-query-speed.ts';
+import { migration010 } from './010-narrow-messages.ts';
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {
   const all: Record<string, (db: Kysely<any>, dialect: Dialect) => Promise<void>> = {
@@ -24,6 +25,7 @@ export function migrationProvider(dialect: Dialect): MigrationProvider {
     '007-uploads': migration007,
     '008-inline-blobs': migration008,
     '009-query-speed': migration009,
+    '010-narrow-messages': migration010,
   };
   return {
     async getMigrations(): Promise<Record<string, Migration>> {

@@ -1,14 +1,43 @@
-// Messages: the index rows of stored mail, their folder membership (with IMAP UIDs), keywords and
-// full-text entries. Every write appends to the change log in the caller's transaction, and keeps
-// the counters (folders, mailbox_message_counts, threads, thread_folders) exact.
+// Messages: the index rows of stored mail, their large immutable parts (message_contents), their
+// folder membership (with IMAP UIDs, and as folder_ids on the row), keywords and full-text
+// entries. Every write appends to the change log in the caller's transaction, and keeps the
+// counters (folders, mailbox_message_counts, threads, thread_folders) exact.
 import { CompiledQuery, sql } from 'kysely';
-import type { MessagesTable } from '../schema.ts';
+import type { MessageContentsTable, MessagesTable } from '../schema.ts';
+import type { Dialect } from '../dialect.ts';
 import type { RepoContext } from './common.ts';
 import { ChangesRepo } from './changes.ts';
 import { insertRows, rowShape, runCompiled } from './compiled.ts';
 import { foldForSearch, mailboxSearchToken, SEARCH_KEY_SLOTS, searchKeyFloor } from './message-query.ts';
 
-export type MessageRow = MessagesTable;
+/**
+ * A message as the services see it: its index row and its contents (message_contents). Summary
+ * reads (message-query.ts) fill only the index columns they need. folder_ids is written by this
+ * repo from the folders a message is put in, so writers leave it out.
+ */
+export type MessageRow = Omit<MessagesTable, 'folder_ids'> & Omit<MessageContentsTable, 'message_id'> & { folder_ids?: string };
+
+/** The columns of a MessageRow that live in message_contents. */
+export const CONTENT_COLUMNS = ['headers_text', 'references', 'headers', 'imap', 'text_body', 'html_body', 'auth_results'] as const;
+
+/** Splits a full row into its messages row (with folder_ids) and its message_contents row. */
+function splitRow(row: MessageRow & { modseq: number }, folderIds: readonly string[]): { index: MessagesTable; contents: MessageContentsTable } {
+  const { headers_text, references, headers, imap, text_body, html_body, auth_results, folder_ids: _, ...rest } = row;
+  return {
+    index: { ...rest, folder_ids: folderIdsText(folderIds) },
+    contents: { message_id: row.id, headers_text, references, headers, imap, text_body, html_body, auth_results },
+  };
+}
+
+/** The join of message_contents to messages: the same rowid on SQLite, the message id on PostgreSQL (migration 010). */
+export function contentsJoin(dialect: Dialect, contents = 'message_contents') {
+  return dialect === 'sqlite' ? sql<boolean>`${sql.table(contents)}.rowid = messages.rowid` : sql<boolean>`${sql.table(contents)}.message_id = messages.id`;
+}
+
+/** messages.folder_ids: the ids sorted (code-unit order) and comma-separated. */
+export function folderIdsText(folderIds: readonly string[]): string {
+  return [...new Set(folderIds)].sort().join(',');
+}
 
 /** SQLite: the highest search key taken in a 10 ms slice, and the full-text row of a message. */
 const SQLITE_TOP_KEY = 'SELECT max(rowid) AS k FROM messages WHERE rowid >= ? AND rowid < ?';
@@ -43,15 +72,16 @@ export class MessagesRepo {
     // The change comes first so the row is written once, already carrying its modseq.
     const modseq = await this.changes.append({ mailboxId: m.row.mailbox_id, type: 'message', objectId: m.row.id, kind: 'created' });
     const row = { ...m.row, modseq };
+    const { index, contents } = splitRow(row, m.folderIds);
     // Every statement below is compiled once per shape (compiled.ts): ingest runs them per message.
     if (dialect === 'postgres') {
       const doc = `${search.subject}\n${search.addresses}\n${search.body}`;
-      const { columns, values } = rowShape(row);
+      const { columns, values } = rowShape(index);
       await runCompiled(
         db,
         dialect,
         `messages.insert (${columns})`,
-        (d) => d.insertInto('messages').values({ ...row, search: sql`setweight(to_tsvector('simple', ${search.subject}), 'A') || to_tsvector('simple', ${doc})` } as unknown as MessageRow),
+        (d) => d.insertInto('messages').values({ ...index, search: sql`setweight(to_tsvector('simple', ${search.subject}), 'A') || to_tsvector('simple', ${doc})` } as unknown as MessagesTable),
         [...values, search.subject, doc],
       );
     } else {
@@ -61,9 +91,12 @@ export class MessagesRepo {
       const top = (await db.executeQuery<{ k: number | bigint | null }>(CompiledQuery.raw(SQLITE_TOP_KEY, [BigInt(floor), BigInt(floor + SEARCH_KEY_SLOTS)]))).rows[0]?.k ?? null;
       const key = top === null ? floor : Number(top) + 1;
       if (key >= floor + SEARCH_KEY_SLOTS) throw new Error(`more than ${SEARCH_KEY_SLOTS} messages received in one 10 ms slice`);
-      await insertRows(db, dialect, 'messages', { ...row, rowid: BigInt(key) });
+      await insertRows(db, dialect, 'messages', { ...index, rowid: BigInt(key) });
       await db.executeQuery(CompiledQuery.raw(SQLITE_FTS_INSERT, [BigInt(key), mailboxSearchToken(row.mailbox_id), search.subject, search.addresses, search.body]));
+      // Same rowid as the messages row (migration 010): appended in about received order, no index of its own.
+      await insertRows(db, dialect, 'message_contents', { ...contents, rowid: BigInt(key) });
     }
+    if (dialect === 'postgres') await insertRows(db, dialect, 'message_contents', contents);
     for (const folderId of m.folderIds) {
       await insertRows(db, dialect, 'message_folders', { message_id: row.id, folder_id: folderId, mailbox_id: row.mailbox_id, uid: m.uids.get(folderId) ?? 0, received_at: row.received_at, seen: row.seen });
     }
@@ -154,14 +187,23 @@ export class MessagesRepo {
     return this.ctx.db.selectFrom('messages').select(['id', 'thread_id', 'mailbox_id', 'seen', 'has_attachments']).where('id', '=', id).executeTakeFirst();
   }
 
+  /** messages joined with message_contents: whole rows. */
+  private full() {
+    return this.ctx.db
+      .selectFrom('messages')
+      .innerJoin('message_contents', (j) => j.on(contentsJoin(this.ctx.dialect)))
+      .selectAll('messages')
+      .select(CONTENT_COLUMNS.map((c) => `message_contents.${c}` as const));
+  }
+
   async get(id: string): Promise<MessageRow | undefined> {
-    return this.ctx.db.selectFrom('messages').selectAll().where('id', '=', id).executeTakeFirst();
+    return this.full().where('messages.id', '=', id).executeTakeFirst();
   }
 
   async getMany(mailboxId: string, ids: string[]): Promise<MessageRow[]> {
     if (ids.length === 0) return [];
     // The mailbox is checked here, not in SQL: with both, SQLite may walk the mailbox's index instead of the ids.
-    const rows = await this.ctx.db.selectFrom('messages').selectAll().where('id', 'in', ids).execute();
+    const rows = await this.full().where('messages.id', 'in', ids).execute();
     return rows.filter((r) => r.mailbox_id === mailboxId);
   }
 
@@ -248,7 +290,7 @@ export class MessagesRepo {
     await this.countFolders(flags, leaving, -1, flags.seen === 1 ? 0 : 1);
     await this.countFolders(flags, entering, 1, flags.seen === 1 ? 0 : 1);
     const changeId = await this.changes.append({ mailboxId: row.mailbox_id, type: 'message', objectId: row.id, kind: 'updated' });
-    await db.updateTable('messages').set({ modseq: changeId, updated_at: updatedAt }).where('id', '=', row.id).execute();
+    await db.updateTable('messages').set({ modseq: changeId, folder_ids: folderIdsText(folderIds), updated_at: updatedAt }).where('id', '=', row.id).execute();
   }
 
   /** Destroys the index row and everything hanging off it; the caller decides about the blob. */
@@ -272,6 +314,8 @@ export class MessagesRepo {
     }
     await db.deleteFrom('message_folders').where('message_id', '=', row.id).execute();
     await db.deleteFrom('message_keywords').where('message_id', '=', row.id).execute();
+    if (this.ctx.dialect === 'sqlite') await sql`DELETE FROM message_contents WHERE rowid = (SELECT rowid FROM messages WHERE id = ${row.id})`.execute(db);
+    else await db.deleteFrom('message_contents').where('message_id', '=', row.id).execute();
     await db.deleteFrom('messages').where('id', '=', row.id).execute();
     await this.changes.append({ mailboxId: row.mailbox_id, type: 'message', objectId: row.id, kind: 'destroyed' });
   }
@@ -282,7 +326,7 @@ export class MessagesRepo {
   }
 
   async idsForMailbox(mailboxId: string, limit: number): Promise<MessageRow[]> {
-    return this.ctx.db.selectFrom('messages').selectAll().where('mailbox_id', '=', mailboxId).limit(limit).execute();
+    return this.full().where('messages.mailbox_id', '=', mailboxId).limit(limit).execute();
   }
 
   /**
