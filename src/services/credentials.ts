@@ -2,16 +2,19 @@
 // principal. One mailbox credential works everywhere; a suspended mailbox's keys stop working.
 import { timingSafeEqual } from 'node:crypto';
 import { hashSecret, secretKindOf } from '../core/ids.ts';
-import type { AuthKeyRow, MailboxRow } from '../store/index.ts';
+import type { AuthKeyRow, MailboxViewRow } from '../store/index.ts';
 import type { ServiceContext } from './context.ts';
 
 export type Principal =
   | { kind: 'root'; keyId: string; teamId: string }
   | { kind: 'mailbox'; keyId: string; teamId: string; mailboxId: string; email: string };
 
-/** A mailbox row read along with the credential (see authenticateWithMailbox); row undefined: no such mailbox. */
+/**
+ * The columns of a mailbox its view needs, read along with the credential (see
+ * authenticateWithMailbox); row undefined: no such mailbox.
+ */
 export interface PrefetchedMailbox {
-  row: MailboxRow | undefined;
+  row: MailboxViewRow | undefined;
 }
 
 /** A principal (null: not authenticated) and the mailbox read with it. */

@@ -7,7 +7,7 @@ import { hashSecret, newId, newSecret } from '../core/ids.ts';
 import { decodeCursor, pageOf, type Page } from '../core/cursor.ts';
 import { QUOTA_DEFAULT, QUOTA_TIERS, RESERVED_LOCAL_PARTS } from '../config/limits.ts';
 import { isValidEmail, normaliseEmail, splitAddress } from '../mime/addresses.ts';
-import { isUniqueViolation, type MailboxRow, type Repos } from '../store/index.ts';
+import { isUniqueViolation, type MailboxRow, type MailboxViewRow, type Repos } from '../store/index.ts';
 import type { ServiceContext } from './context.ts';
 import type { PrefetchedMailbox } from './credentials.ts';
 import { keyFragments } from './teams.ts';
@@ -54,7 +54,7 @@ export interface PatchMailboxInput {
   send_scope?: SendScope;
 }
 
-export function mailboxView(row: MailboxRow): MailboxView {
+export function mailboxView(row: MailboxViewRow): MailboxView {
   return {
     id: row.id,
     email: row.email,
@@ -256,7 +256,7 @@ export class MailboxesService {
   }
 
   /** The row read with the request's credential, if it is mailbox `id` of this team (get's checks, synchronously); else 404. */
-  prefetchedRow(teamId: string, id: string, prefetched: PrefetchedMailbox): MailboxRow {
+  prefetchedRow(teamId: string, id: string, prefetched: PrefetchedMailbox): MailboxViewRow {
     const row = prefetched.row;
     if (!row || row.id !== id || row.team_id !== teamId) throw notFound('Mailbox');
     return row;

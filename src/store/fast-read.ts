@@ -258,14 +258,18 @@ export function pgFastRead(pool: pg.Pool): FastRead {
     });
     const n = tuples[0]!.length;
     const values = Array.from({ length: n }, (_, j) => tuples.map((t) => t[j]));
-    pool.query({ name: `mmx_batch_${name}`, text: batchedText(name, sqlText, n), values }).then(
+    // Rows as arrays: each row object is built here without the position column (deleting it from
+    // pg's row object would turn every row into a slow dictionary-mode object).
+    pool.query({ name: `mmx_batch_${name}`, text: batchedText(name, sqlText, n), values, rowMode: 'array' }).then(
       (r) => {
         const rows: (object | undefined)[] = [];
-        for (const row of r.rows as Record<string, unknown>[]) {
-          const i = Number(row.mmx_i) - 1;
-          delete row.mmx_i;
+        const last = r.fields.length - 1; // mmx_i, the tuple's position
+        const names = r.fields.map((f) => f.name);
+        for (const values of r.rows as unknown[][]) {
+          const row: Record<string, unknown> = {};
+          for (let k = 0; k < last; k++) row[names[k]!] = values[k];
           // Frozen: callers that share a row cannot change it for each other; the others get copies.
-          rows[i] = Object.freeze(row);
+          rows[Number(values[last]) - 1] = Object.freeze(row);
         }
         waiters.forEach((w, i) => {
           const row = rows[slots[i]!];

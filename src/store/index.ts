@@ -43,7 +43,7 @@ export type { BlobStore, BlobRef, StagedBlob } from './blobs/blob-store.ts';
 export { isUniqueViolation } from './repos/common.ts';
 export type { DomainRow } from './repos/domains.ts';
 export type { MailboxRow } from './repos/mailboxes.ts';
-export type { TeamRow, ApiKeyRow, AuthKeyRow } from './repos/teams.ts';
+export type { TeamRow, ApiKeyRow, AuthKeyRow, MailboxViewRow } from './repos/teams.ts';
 export type { FilterSetRow } from './repos/filters.ts';
 export type { IdempotencyRow } from './repos/idempotency.ts';
 export type { FolderRow } from './repos/folders.ts';

@@ -131,6 +131,24 @@ describeEachBackend('mailboxes', (backend) => {
     assert.equal(cached.headers.etag, first.headers.etag);
   });
 
+  test('get after each change: the current view and ETag (renderings reused by exact content, never stale)', async () => {
+    const { mailbox } = await createMailbox(app, `rerender@${DOMAIN}`);
+    const changes: Record<string, unknown>[] = [{ display_name: '~' }, { display_name: null }, { display_name: '1:~' }, { quota_bytes: 50 * GB }, { send_scope: { type: 'all' } }, { display_name: '~' }, { display_name: null }];
+    for (const body of changes) {
+      const patched = await app.api('PATCH', `${M}/${mailbox.id}`, { body });
+      assert.equal(patched.status, 200, patched.text);
+      for (let i = 0; i < 2; i++) {
+        const got = await app.api('GET', `${M}/${mailbox.id}`);
+        assert.deepEqual(got.body.data, patched.body.data);
+        assert.equal(got.headers.etag, patched.headers.etag);
+      }
+    }
+    const suspended = await app.api('POST', `${M}/${mailbox.id}/suspend`);
+    const got = await app.api('GET', `${M}/${mailbox.id}`);
+    assert.equal(got.body.data.status, 'suspended');
+    assert.equal(got.headers.etag, suspended.headers.etag);
+  });
+
   describe('patch', () => {
     test('display_name (null clears), quota_bytes, send_scope; ETag chains', async () => {
       const { mailbox } = await createMailbox(app, `patch@${DOMAIN}`, { display_name: 'Before' });

@@ -106,7 +106,10 @@ describeEachBackend('fast point reads', (backend) => {
       const both = await a.keys.forAuthenticationWithMailbox(hash, 'mbx_named');
       assert.equal(both?.key.id, 'smx_root3');
       assert.equal(both?.key.mailbox_status, null);
-      assert.deepEqual(both?.mailbox, await b.mailboxes.get('mbx_named'));
+      // The columns a mailbox's view and its team check use (the read takes no others).
+      const full = (await b.mailboxes.get('mbx_named'))!;
+      const { id, team_id, email, display_name, quota_bytes, send_scope, status, created_at } = full;
+      assert.deepEqual(both?.mailbox, { id, team_id, email, display_name, quota_bytes, send_scope, status, created_at });
     }
     const noMailbox = await a.keys.forAuthenticationWithMailbox(hash, 'mbx_nosuchmailbox');
     assert.equal(noMailbox?.key.id, 'smx_root3');

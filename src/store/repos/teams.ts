@@ -6,32 +6,23 @@ import type { ApiKeysTable, MailboxesTable, TeamsTable } from '../schema.ts';
 
 export type TeamRow = TeamsTable;
 export type ApiKeyRow = ApiKeysTable;
-export type AuthKeyRow = ApiKeyRow & { mailbox_status: MailboxesTable['status'] | null; mailbox_email: string | null };
-type MailboxRow = MailboxesTable;
+/**
+ * What authentication reads of a key: the columns its checks use (services/credentials.ts), and
+ * its mailbox's status and address. Only these are read on every request: each column more is
+ * parsed and copied per request (PostgreSQL hands out a new row object each time).
+ */
+export type AuthKeyRow = Pick<ApiKeyRow, (typeof AUTH_KEY_COLUMNS)[number]> & { mailbox_status: MailboxesTable['status'] | null; mailbox_email: string | null };
+const AUTH_KEY_COLUMNS = ['id', 'team_id', 'kind', 'mailbox_id', 'secret_hash', 'revoked_at'] as const satisfies readonly (keyof ApiKeyRow)[];
+/** The mailbox columns a mailbox's view and its team check use (services/mailboxes.ts mailboxView). */
+const MAILBOX_VIEW_COLUMNS = ['id', 'team_id', 'email', 'display_name', 'quota_bytes', 'send_scope', 'status', 'created_at'] as const satisfies readonly (keyof MailboxesTable)[];
+export type MailboxViewRow = Pick<MailboxesTable, (typeof MAILBOX_VIEW_COLUMNS)[number]>;
 type Nullable<T> = { [K in keyof T]: T[K] | null };
 /** The mailbox columns of forAuthenticationWithMailbox, prefixed (null when no mailbox matched). */
-type TargetColumns = { [K in keyof MailboxesTable as `target_${K}`]: MailboxesTable[K] | null };
+type TargetColumns = { [K in keyof MailboxViewRow as `target_${K}`]: MailboxViewRow[K] | null };
 export interface KeyWithMailbox {
   key: AuthKeyRow;
-  mailbox: MailboxRow | undefined;
+  mailbox: MailboxViewRow | undefined;
 }
-
-/** Every column of a mailbox row (the compiler checks the list is complete). */
-const MAILBOX_COLUMNS = Object.keys({
-  id: true,
-  team_id: true,
-  domain_id: true,
-  email: true,
-  display_name: true,
-  quota_bytes: true,
-  used_bytes: true,
-  send_scope: true,
-  status: true,
-  cleanup_pending: true,
-  created_at: true,
-  updated_at: true,
-  deleted_at: true,
-} satisfies Record<keyof MailboxesTable, true>) as (keyof MailboxesTable)[];
 
 export class TeamsRepo {
   private readonly ctx: RepoContext;
@@ -86,7 +77,7 @@ export class KeysRepo {
         db
           .selectFrom('api_keys')
           .leftJoin('mailboxes', 'mailboxes.id', 'api_keys.mailbox_id')
-          .selectAll('api_keys')
+          .select(AUTH_KEY_COLUMNS.map((c) => `api_keys.${c}` as const))
           .select(['mailboxes.status as mailbox_status', 'mailboxes.email as mailbox_email'])
           .where('api_keys.secret_hash', '=', secretHash),
       [secretHash],
@@ -108,9 +99,9 @@ export class KeysRepo {
           .selectFrom('api_keys')
           .leftJoin('mailboxes', 'mailboxes.id', 'api_keys.mailbox_id')
           .leftJoin('mailboxes as target', (join) => join.on('target.id', '=', mailboxId))
-          .selectAll('api_keys')
+          .select(AUTH_KEY_COLUMNS.map((c) => `api_keys.${c}` as const))
           .select(['mailboxes.status as mailbox_status', 'mailboxes.email as mailbox_email'])
-          .select(MAILBOX_COLUMNS.map((c) => sql.ref(`target.${c}`).as(`target_${c}`)))
+          .select(MAILBOX_VIEW_COLUMNS.map((c) => sql.ref(`target.${c}`).as(`target_${c}`)))
           .where('api_keys.secret_hash', '=', secretHash) as unknown as PointQuery<AuthKeyRow & TargetColumns>,
       [mailboxId, secretHash],
       true,
@@ -183,31 +174,22 @@ function splitKeyWithMailbox(row: (AuthKeyRow & TargetColumns) | undefined): Key
     team_id: row.team_id,
     kind: row.kind,
     mailbox_id: row.mailbox_id,
-    name: row.name,
     secret_hash: row.secret_hash,
-    key_prefix: row.key_prefix,
-    key_suffix: row.key_suffix,
-    created_at: row.created_at,
     revoked_at: row.revoked_at,
     mailbox_status: row.mailbox_status,
     mailbox_email: row.mailbox_email,
   };
   if (row.target_id === null) return { key, mailbox: undefined };
-  const mailbox: Nullable<MailboxRow> = {
+  const mailbox: Nullable<MailboxViewRow> = {
     id: row.target_id,
     team_id: row.target_team_id,
-    domain_id: row.target_domain_id,
     email: row.target_email,
     display_name: row.target_display_name,
     quota_bytes: row.target_quota_bytes,
-    used_bytes: row.target_used_bytes,
     send_scope: row.target_send_scope,
     status: row.target_status,
-    cleanup_pending: row.target_cleanup_pending,
     created_at: row.target_created_at,
-    updated_at: row.target_updated_at,
-    deleted_at: row.target_deleted_at,
   };
   // A row matched target.id (a primary key): its NOT NULL columns are set.
-  return { key, mailbox: mailbox as MailboxRow };
+  return { key, mailbox: mailbox as MailboxViewRow };
 }

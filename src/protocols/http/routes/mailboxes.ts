@@ -3,26 +3,70 @@
 import type { Principal } from '../../../services/credentials.ts';
 import { etagOf, etagOfJson } from '../../../services/etag.ts';
 import { mailboxView } from '../../../services/mailboxes.ts';
-import type { MailboxRow } from '../../../store/index.ts';
+import type { MailboxViewRow } from '../../../store/index.ts';
 import { defineRoute, limitOf, type RouteDeps } from '../route.ts';
 
 type Root = Extract<Principal, { kind: 'root' }>;
 
 const CREDENTIAL_REPLAY_WARNING = 'Replayed request: the credential was shown once, in the original response. Create a new key with POST /mailboxes/{id}/keys if it was lost.';
 
+interface Rendering {
+  json: string;
+  etag: string;
+}
+
 /**
- * A mailbox row's view as JSON and its ETag. Rows the store hands out again while the database is
- * unchanged are the same frozen object (store/fast-read.ts), so their rendering is kept with them:
- * a changed mailbox is a new row, rendered afresh.
+ * A mailbox row's view as JSON and its ETag (parsing send_scope and hashing cost more than the
+ * rest of the handler). Rows the store hands out again while the database is unchanged are the
+ * same frozen object (SQLite, store/fast-read.ts), so their rendering is kept with them: a changed
+ * mailbox is a new row, rendered afresh. Rows read afresh every time (PostgreSQL) are compared,
+ * value by value in every column the view uses, with the row last rendered for that mailbox id:
+ * the rendering is reused only when all are equal, so nothing stale is served. The row itself is
+ * still read, and checked, on every request; only its rendering is reused.
  */
-const renderings = new WeakMap<MailboxRow, { json: string; etag: string }>();
-function rendered(row: MailboxRow): { json: string; etag: string } {
-  const known = renderings.get(row);
-  if (known !== undefined) return known;
+const renderings = new WeakMap<MailboxViewRow, Rendering>();
+const lastRendered = new Map<string, { row: MailboxViewRow; rendering: Rendering }>();
+/** Mailboxes whose last rendering is kept at most; then all are dropped. */
+const LAST_RENDERED_MAX = 1000;
+
+/** Every column of a MailboxViewRow, the only columns mailboxView can read (the compiler checks the list is complete). */
+const VIEW_COLUMNS = Object.keys({
+  id: true,
+  team_id: true,
+  email: true,
+  display_name: true,
+  quota_bytes: true,
+  send_scope: true,
+  status: true,
+  created_at: true,
+} satisfies Record<keyof MailboxViewRow, true>) as (keyof MailboxViewRow)[];
+
+function sameView(a: MailboxViewRow, b: MailboxViewRow): boolean {
+  for (const c of VIEW_COLUMNS) if (a[c] !== b[c]) return false;
+  return true;
+}
+
+function render(row: MailboxViewRow): Rendering {
   const json = JSON.stringify(mailboxView(row));
-  const r = { json, etag: etagOfJson(json) };
-  if (Object.isFrozen(row)) renderings.set(row, r);
-  return r;
+  return { json, etag: etagOfJson(json) };
+}
+
+function rendered(row: MailboxViewRow): Rendering {
+  if (Object.isFrozen(row)) {
+    let r = renderings.get(row);
+    if (r === undefined) {
+      r = render(row);
+      renderings.set(row, r);
+    }
+    return r;
+  }
+  const last = lastRendered.get(row.id);
+  if (last !== undefined && sameView(last.row, row)) return last.rendering;
+  const rendering = render(row);
+  if (last === undefined && lastRendered.size >= LAST_RENDERED_MAX) lastRendered.clear();
+  // A copy: the caller's row object is not held.
+  lastRendered.set(row.id, { row: { ...row }, rendering });
+  return rendering;
 }
 
 export function registerMailboxRoutes(deps: RouteDeps): void {
