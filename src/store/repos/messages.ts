@@ -84,6 +84,7 @@ export class MessagesRepo {
         (d) => d.insertInto('messages').values({ ...index, search: sql`setweight(to_tsvector('simple', ${search.subject}), 'A') || to_tsvector('simple', ${doc})` } as unknown as MessagesTable),
         [...values, search.subject, doc],
       );
+      await insertRows(db, dialect, 'message_contents', contents);
     } else {
       // The rowid is the search key: a free slot in the 10 ms slice of received_at (message-query.ts).
       const floor = searchKeyFloor(row.received_at);
@@ -96,7 +97,6 @@ export class MessagesRepo {
       // Same rowid as the messages row (migration 010): appended in about received order, no index of its own.
       await insertRows(db, dialect, 'message_contents', { ...contents, rowid: BigInt(key) });
     }
-    if (dialect === 'postgres') await insertRows(db, dialect, 'message_contents', contents);
     for (const folderId of m.folderIds) {
       await insertRows(db, dialect, 'message_folders', { message_id: row.id, folder_id: folderId, mailbox_id: row.mailbox_id, uid: m.uids.get(folderId) ?? 0, received_at: row.received_at, seen: row.seen });
     }
