@@ -6,13 +6,15 @@
 // --keep NAME fills once and keeps the store (SQLite: /tmp/mailmux-bench-NAME-sqlite; PostgreSQL: schema
 // bench_keep_NAME) for repeated runs; a later run with the same name skips the fill.
 // The load generator shares the machine with the server, so it is made cheap: --client raw (the
-// default) is a minimal HTTP/1.1 keep-alive client on plain sockets (one per concurrent client);
+// default) is a minimal HTTP/1.1 keep-alive client on plain sockets (one per concurrent client),
+// run in a lean process of its own (bench/http-load.ts);
 // `http` is node:http with a keep-alive agent, `fetch` is undici's fetch (the costliest). Each query
 // also reports the server's CPU time per request (from /proc), which other load on the machine
 // disturbs much less than latency, and the client's own CPU per request.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../src/config/config.ts';
@@ -79,72 +81,6 @@ async function fill(env: Record<string, string>): Promise<string> {
   return created.credential!.secret;
 }
 
-/**
- * One keep-alive HTTP/1.1 connection that sends a GET and reads the answer (status line,
- * Content-Length, body bytes counted, not kept): the least a load generator can do per request.
- */
-class RawConnection {
-  private readonly socket: net.Socket;
-  private buf: Buffer = Buffer.alloc(0);
-  private want: { resolve: (status: number) => void; reject: (err: Error) => void } | null = null;
-  private status = 0;
-  private bodyLeft = -1;
-
-  private constructor(socket: net.Socket) {
-    this.socket = socket;
-    socket.setNoDelay(true);
-    socket.on('data', (d: Buffer) => this.onData(d));
-    socket.on('error', (err) => this.want?.reject(err));
-    socket.on('close', () => this.want?.reject(new Error('connection closed')));
-  }
-
-  static open(host: string, port: number): Promise<RawConnection> {
-    return new Promise((resolve, reject) => {
-      const s = net.connect(port, host, () => resolve(new RawConnection(s)));
-      s.once('error', reject);
-    });
-  }
-
-  private onData(d: Buffer): void {
-    if (this.bodyLeft > 0) {
-      const take = Math.min(this.bodyLeft, d.length);
-      this.bodyLeft -= take;
-      d = d.subarray(take);
-      if (this.bodyLeft === 0) this.done();
-      if (d.length === 0) return;
-    }
-    this.buf = this.buf.length === 0 ? d : Buffer.concat([this.buf, d]);
-    const end = this.buf.indexOf('\r\n\r\n');
-    if (end < 0) return;
-    const head = this.buf.toString('latin1', 0, end);
-    const m = /content-length:\s*(\d+)/i.exec(head);
-    if (!m) return this.want?.reject(new Error(`no Content-Length: ${head.split('\r\n')[0]}`));
-    this.status = Number(head.slice(9, 12));
-    const rest = this.buf.subarray(end + 4);
-    this.buf = Buffer.alloc(0);
-    this.bodyLeft = Number(m[1]) - rest.length;
-    if (this.bodyLeft <= 0) this.done();
-  }
-
-  private done(): void {
-    this.bodyLeft = -1;
-    const w = this.want;
-    this.want = null;
-    w?.resolve(this.status);
-  }
-
-  get(path: string, headers: string): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.want = { resolve, reject };
-      this.socket.write(`GET ${path} HTTP/1.1\r\nHost: bench\r\n${headers}\r\n`);
-    });
-  }
-
-  close(): void {
-    this.socket.destroy();
-  }
-}
-
 /** CPU time (user + system) a process has used, in ms, from /proc/PID/stat. */
 function cpuMs(pid: number): number {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -152,68 +88,86 @@ function cpuMs(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ 100)
 }
 
-/** A GET function for `concurrency` workers: worker w always uses connection w. */
-async function makeClient(baseUrl: string, key: string): Promise<{ get: (path: string, worker: number) => Promise<void>; close(): void }> {
-  const u = new URL(baseUrl);
-  const check = (path: string, status: number): void => {
-    if (status !== 200) throw new Error(`${path}: ${status}`);
+/** Runs a phase of GETs with `concurrency` in flight; reports latencies and the client's CPU time. */
+interface Client {
+  run(paths: string[]): Promise<number[]>;
+  /** CPU time the load generator has used so far, in ms. */
+  cpuMs(): number;
+  close(): void;
+}
+
+/** `http` and `fetch`: the load runs in this process (worker w always uses connection w). */
+function inProcessClient(get: (path: string) => Promise<number>, close: () => void): Client {
+  return {
+    async run(paths) {
+      const lat: number[] = [];
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: concurrency }, async () => {
+          for (;;) {
+            const i = next++;
+            if (i >= paths.length) return;
+            const t = performance.now();
+            const status = await get(paths[i]!);
+            lat.push(performance.now() - t);
+            if (status !== 200) throw new Error(`${paths[i]}: ${status}`);
+          }
+        }),
+      );
+      return lat;
+    },
+    cpuMs: () => {
+      const c = process.cpuUsage();
+      return (c.user + c.system) / 1000;
+    },
+    close,
   };
+}
+
+/** `raw`: bench/http-load.ts in a lean process of its own (see there why). */
+async function rawClient(u: URL, key: string): Promise<Client> {
+  const child = spawn(process.execPath, [new URL('./http-load.ts', import.meta.url).pathname], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const replies = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  child.stdin!.write(`${JSON.stringify({ host: u.hostname, port: Number(u.port), headers: `Authorization: Bearer ${key}\r\n`, concurrency })}\n`);
+  return {
+    async run(paths) {
+      child.stdin!.write(`${JSON.stringify({ paths })}\n`);
+      const line = await replies.next();
+      if (line.done) throw new Error('the load generator exited');
+      const reply = JSON.parse(line.value) as { lat: number[] } | { error: string };
+      if ('error' in reply) throw new Error(reply.error);
+      return reply.lat;
+    },
+    cpuMs: () => cpuMs(child.pid!),
+    close: () => child.stdin!.end(),
+  };
+}
+
+async function makeClient(baseUrl: string, key: string): Promise<Client> {
+  const u = new URL(baseUrl);
   if (clientKind === 'fetch') {
-    return {
-      get: async (path) => {
-        const r = await fetch(`${baseUrl}/api/v1${path}`, { headers: { authorization: `Bearer ${key}` } });
-        await r.arrayBuffer();
-        check(path, r.status);
-      },
-      close: () => undefined,
-    };
+    return inProcessClient(async (path) => {
+      const r = await fetch(`${baseUrl}/api/v1${path}`, { headers: { authorization: `Bearer ${key}` } });
+      await r.arrayBuffer();
+      return r.status;
+    }, () => undefined);
   }
   if (clientKind === 'http') {
     const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
-    return {
-      get: (path) =>
+    return inProcessClient(
+      (path) =>
         new Promise((resolve, reject) => {
           http
             .get({ host: u.hostname, port: u.port, path: `/api/v1${path}`, agent, headers: { authorization: `Bearer ${key}` } }, (res) => {
               res.on('data', () => undefined);
-              res.on('end', () => {
-                try {
-                  check(path, res.statusCode ?? 0);
-                  resolve();
-                } catch (err) {
-                  reject(err as Error);
-                }
-              });
+              res.on('end', () => resolve(res.statusCode ?? 0));
             })
             .on('error', reject);
         }),
-      close: () => agent.destroy(),
-    };
+      () => agent.destroy(),
+    );
   }
-  const conns = await Promise.all(Array.from({ length: concurrency }, () => RawConnection.open(u.hostname, Number(u.port))));
-  const headers = `Authorization: Bearer ${key}\r\n`;
-  return {
-    get: async (path, worker) => check(path, await conns[worker]!.get(`/api/v1${path}`, headers)),
-    close: () => conns.forEach((c) => c.close()),
-  };
-}
-
-/** `load` with the worker's index passed along (each worker keeps its own connection). */
-async function loadOn(total: number, fn: (i: number, worker: number) => Promise<void>): Promise<number[]> {
-  const lat: number[] = [];
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async (_, worker) => {
-      for (;;) {
-        const i = next++;
-        if (i >= total) return;
-        const t = performance.now();
-        await fn(i, worker);
-        lat.push(performance.now() - t);
-      }
-    }),
-  );
-  return lat;
+  return rawClient(u, key);
 }
 
 async function main(): Promise<void> {
@@ -252,15 +206,16 @@ async function main(): Promise<void> {
   const results: { name: string; s: ReturnType<typeof summary>; serverCpu: number; clientCpu: number }[] = [];
   // Warm-up: every query first (a new server's first few thousand requests run slower code: V8
   // tiers functions up, compiled statements are made), then each again right before it is measured.
-  for (const [, short, , path] of queries) if (!wanted || wanted.has(short)) await loadOn(500, (i, w) => client.get(path(i + 7), w));
+  const paths = (n: number, path: (i: number) => string, from = 0): string[] => Array.from({ length: n }, (_, i) => `/api/v1${path(i + from)}`);
+  for (const [, short, , path] of queries) if (!wanted || wanted.has(short)) await client.run(paths(500, path, 7));
   for (const [name, short, n, path] of queries) {
     if (wanted && !wanted.has(short)) continue;
-    await loadOn(200, (i, w) => client.get(path(i + 7), w));
+    await client.run(paths(200, path, 7));
+    const todo = paths(n, path);
     const s0 = cpuMs(serverPid);
-    const c0 = process.cpuUsage();
-    const lat = await loadOn(n, (i, w) => client.get(path(i), w));
-    const c = process.cpuUsage(c0);
-    results.push({ name, s: summary(lat), serverCpu: (cpuMs(serverPid) - s0) / n, clientCpu: (c.user + c.system) / 1000 / n });
+    const c0 = client.cpuMs();
+    const lat = await client.run(todo);
+    results.push({ name, s: summary(lat), serverCpu: (cpuMs(serverPid) - s0) / n, clientCpu: (client.cpuMs() - c0) / n });
   }
   const rss = rssMiB(serverPid);
   client.close();

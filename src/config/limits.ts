@@ -5,6 +5,11 @@ export const FILTER_RULES_MAX = 1000;
 /** Page sizes (spec: limit 1..100, default 50; logs and deliveries default 25). */
 export const LIST_LIMIT_MAX = 100;
 export const LIST_LIMIT_DEFAULT = 50;
+/**
+ * Message summaries (JSON text) kept for list pages, per process (services/mail/summary-cache.ts):
+ * ~0.7-1 KB each, so ~20 MB at most; enough for the newest pages of a few hundred busy mailboxes.
+ */
+export const SUMMARY_CACHE_MAX = 20_000;
 /** Idempotency records live 24 h (spec: "Cached for 24h per (team, endpoint, key)"). */
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 /** Idempotency-Key header length (spec: maxLength 255). */

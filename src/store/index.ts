@@ -49,7 +49,7 @@ export type { IdempotencyRow } from './repos/idempotency.ts';
 export type { FolderRow } from './repos/folders.ts';
 export type { ThreadRow } from './repos/threads.ts';
 export type { MessageRow, MessageInsert } from './repos/messages.ts';
-export type { MessageFilter, MessageSort, SortBy } from './repos/message-query.ts';
+export type { ListColumns, MessageFilter, MessageSort, SortBy } from './repos/message-query.ts';
 export { sortValue, searchWords, SORT_COLUMNS } from './repos/message-query.ts';
 export type { IdentityRow } from './repos/identities.ts';
 export type { UploadRow, UploadIntentRow } from './repos/uploads.ts';

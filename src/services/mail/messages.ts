@@ -5,13 +5,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import { iso } from '../../core/clock.ts';
 import { AppError, conflict, invalidParameter, notFound } from '../../core/errors.ts';
 import { decodeCursor, encodeCursor } from '../../core/cursor.ts';
-import { sortValue, searchWords, type MessageFilter, type MessageRow, type MessageSort, type SortBy } from '../../store/index.ts';
+import { sortValue, searchWords, type ListColumns, type MessageFilter, type MessageRow, type MessageSort, type SortBy } from '../../store/index.ts';
 import { cleanBody, type CleanOptions } from '../../mime/clean/index.ts';
 import { extractPart } from '../../mime/extract.ts';
 import type { ServiceContext } from '../context.ts';
 import { etagOf } from '../etag.ts';
 import type { FoldersService } from './folders.ts';
 import { stateOf } from './states.ts';
+import { SummaryCache } from './summary-cache.ts';
 import { attachmentViews, DownloadTokens, folderIdList, partIdOf, summaryJson, summaryView, detailView, type StoredAddresses, type ViewContext } from './views.ts';
 
 /** Keyword changes in one update (spec session limits: keywords_per_update_max). */
@@ -82,6 +83,7 @@ export class MessagesService {
   private readonly ctx: ServiceContext;
   private readonly folders: FoldersService;
   private tokens: DownloadTokens | null = null;
+  private readonly summaryCache = new SummaryCache();
 
   constructor(ctx: ServiceContext, folders: FoldersService) {
     this.ctx = ctx;
@@ -159,10 +161,10 @@ export class MessagesService {
     return new Map(rows.map((r) => [r.id, summaryJson(r, folderIds.get(r.id) ?? [], vc)]));
   }
 
-  private async listRows(mailboxId: string, q: ListQuery): Promise<{ page: MessageRow[]; hasMore: boolean; nextCursor?: string }> {
+  private async listRows(mailboxId: string, q: ListQuery, columns: ListColumns = 'summary'): Promise<{ page: MessageRow[]; hasMore: boolean; nextCursor?: string }> {
     const filter = await this.resolveFilter(mailboxId, q.filter);
     const sort = q.sort;
-    const rows = await this.ctx.store.messageQuery.list(filter, sort, q.limit, decodeCursor(q.cursor));
+    const rows = await this.ctx.store.messageQuery.list(filter, sort, q.limit, decodeCursor(q.cursor), columns);
     const hasMore = rows.length > q.limit;
     const page = hasMore ? rows.slice(0, q.limit) : rows;
     const last = page[page.length - 1];
@@ -176,11 +178,35 @@ export class MessagesService {
 
   /**
    * list, with the page's summaries as JSON text (`json`, an array) instead of objects: what the
-   * HTTP list sends, without building objects only to serialise them.
+   * HTTP list sends, without building objects only to serialise them. The page is read as key rows
+   * (id, modseq, sort value); each summary comes from the summary cache when it holds the row at
+   * that modseq, and the others are read as summary rows in one more query (summary-cache.ts).
    */
   async listJson(mailboxId: string, q: ListQuery): Promise<{ json: string; hasMore: boolean; nextCursor?: string }> {
-    const { page, ...rest } = await this.listRows(mailboxId, q);
-    return { json: await this.summariesJson(page), ...rest };
+    const { page, ...rest } = await this.listRows(mailboxId, q, 'keys');
+    const parts: (string | undefined)[] = new Array(page.length);
+    let missing: string[] | null = null;
+    for (let i = 0; i < page.length; i++) {
+      const r = page[i]!;
+      const json = this.summaryCache.get(r.id, r.modseq);
+      if (json === undefined) (missing ??= []).push(r.id);
+      else parts[i] = json;
+    }
+    if (missing !== null) {
+      const vc = await this.viewContext();
+      const rows = await this.ctx.store.messageQuery.summariesByIds(mailboxId, missing);
+      const byId = new Map<string, string>();
+      for (const r of rows) {
+        const json = summaryJson(r, r.folder_ids ?? (await this.folderIdsOf([r])).get(r.id) ?? [], vc);
+        byId.set(r.id, json);
+        if (r.attachments === '[]') this.summaryCache.set(r.id, r.modseq, json);
+      }
+      // A message deleted between the two reads is left out of the page.
+      for (let i = 0; i < page.length; i++) if (parts[i] === undefined) parts[i] = byId.get(page[i]!.id);
+    }
+    let json = '[';
+    for (const part of parts) if (part !== undefined) json += (json.length === 1 ? '' : ',') + part;
+    return { json: `${json}]`, ...rest };
   }
 
   async count(mailboxId: string, f: ListQuery['filter']): Promise<{ total: number; sync_state: string }> {

@@ -205,9 +205,11 @@ export class MessageQuery {
 
   /**
    * Summary rows: the index row's columns a summary needs, its folder ids included (folder_ids: no
-   * second read); full rows add message_contents.
+   * second read); full rows add message_contents; key rows have only id, modseq and the sort
+   * column (a page whose summaries are cached: services/mail/summary-cache.ts).
    */
-  private select(columns: 'summary' | 'full', base = this.ctx.db.selectFrom('messages'), sortBy: SortBy = 'received_at'): Q {
+  private select(columns: ListColumns, base = this.ctx.db.selectFrom('messages'), sortBy: SortBy = 'received_at'): Q {
+    if (columns === 'keys') return base.select(KEY_COLUMNS_BY_SORT[sortBy].map((c) => `messages.${c}` as const)) as unknown as Q;
     if (columns === 'full') {
       return base
         .innerJoin('message_contents', (j) => j.on(contentsJoin(this.ctx.dialect)))
@@ -284,9 +286,10 @@ export class MessageQuery {
 
   /**
    * A page of messages in sort order. `summary` rows leave out the bodies and the stored header
-   * and IMAP structures (most of a row's bytes); `full` rows have everything.
+   * and IMAP structures (most of a row's bytes); `full` rows have everything; `keys` rows have only
+   * id, modseq and the sort column.
    */
-  async list(f: MessageFilter, sort: MessageSort, limit: number, after: { v: string | number; id: string } | null, columns: 'summary' | 'full' = 'summary'): Promise<MessageRow[]> {
+  async list(f: MessageFilter, sort: MessageSort, limit: number, after: { v: string | number; id: string } | null, columns: ListColumns = 'summary'): Promise<MessageRow[]> {
     if (this.ctx.dialect === 'sqlite' && f.q !== undefined && sort.by === 'received_at' && searchWords(f.q).length > 0) return this.searchByKey(f, sort.direction, limit, after, columns);
     if (this.ctx.dialect === 'sqlite' && f.folderId !== undefined && sort.by === 'received_at') return this.listByFolder({ ...f, folderId: f.folderId }, sort.direction, limit, after, columns);
     const column = SORT_COLUMNS[sort.by];
@@ -311,7 +314,7 @@ export class MessageQuery {
    * an empty folder of the 100,000-message bench mailbox, 0.1 ms this way).
    * message_folders.received_at is the message's (written with the row).
    */
-  private async listByFolder(f: MessageFilter & { folderId: string }, direction: 'asc' | 'desc', limit: number, after: { v: string | number; id: string } | null, columns: 'summary' | 'full'): Promise<MessageRow[]> {
+  private async listByFolder(f: MessageFilter & { folderId: string }, direction: 'asc' | 'desc', limit: number, after: { v: string | number; id: string } | null, columns: ListColumns): Promise<MessageRow[]> {
     const { folderId, ...rest } = f;
     const { key, params } = this.plan(rest);
     params.unshift(folderId);
@@ -358,7 +361,7 @@ export class MessageQuery {
    * order between 10 ms slices) and stops after a page, instead of sorting every match. The rest of
    * the last slice read is fetched too, then the rows are sorted exactly by (received_at, id).
    */
-  private async searchByKey(f: MessageFilter, direction: 'asc' | 'desc', limit: number, after: { v: string | number; id: string } | null, columns: 'summary' | 'full'): Promise<MessageRow[]> {
+  private async searchByKey(f: MessageFilter, direction: 'asc' | 'desc', limit: number, after: { v: string | number; id: string } | null, columns: ListColumns): Promise<MessageRow[]> {
     const match = ftsMatch(searchWords(f.q!), f.mailboxId);
     const desc = direction === 'desc';
     const read = async (lo: number | null, hi: number | null, max: number | null): Promise<(MessageRow & { search_key: number })[]> => {
@@ -433,7 +436,7 @@ export class MessageQuery {
 /** What a message summary or a snippet needs from a row (views.ts summaryJson / summaryView). */
 const SUMMARY_COLUMNS = [
   'id', 'mailbox_id', 'thread_id', 'size_bytes', 'received_at', 'sent_at', 'subject', 'addresses', 'preview', 'has_attachments',
-  'attachments', 'keywords', 'seen', 'flagged', 'answered', 'draft', 'folder_ids',
+  'attachments', 'keywords', 'seen', 'flagged', 'answered', 'draft', 'folder_ids', 'modseq',
 ] as const;
 
 type SummaryColumn = (typeof SUMMARY_COLUMNS)[number] | (typeof SORT_COLUMNS)[SortBy];
@@ -441,6 +444,14 @@ type SummaryColumn = (typeof SUMMARY_COLUMNS)[number] | (typeof SORT_COLUMNS)[So
 const SUMMARY_COLUMNS_BY_SORT = Object.fromEntries(
   Object.entries(SORT_COLUMNS).map(([by, column]) => [by, (SUMMARY_COLUMNS as readonly string[]).includes(column) ? SUMMARY_COLUMNS : [...SUMMARY_COLUMNS, column]]),
 ) as unknown as Record<SortBy, readonly SummaryColumn[]>;
+
+/** A key row: what tells whether a cached summary is current, and the cursor's sort value. */
+const KEY_COLUMNS_BY_SORT = Object.fromEntries(
+  Object.entries(SORT_COLUMNS).map(([by, column]) => [by, column === 'received_at' ? ['id', 'modseq', 'received_at'] : ['id', 'modseq', 'received_at', column]]),
+) as unknown as Record<SortBy, readonly ('id' | 'modseq' | (typeof SORT_COLUMNS)[SortBy])[]>;
+
+/** Which columns a list reads (see `list`). */
+export type ListColumns = 'summary' | 'full' | 'keys';
 
 /** Summary columns plus the sort column (the next page's cursor is read from the last row). */
 function summaryColumns(sortBy: SortBy): readonly SummaryColumn[] {
