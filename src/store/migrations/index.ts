@@ -13,6 +13,7 @@ import { migration007 } from './007-uploads.ts';
 import { migration008 } from './008-inline-blobs.ts';
 import { migration009 } from './009-query-speed.ts';
 import { migration010 } from './010-narrow-messages.ts';
+import { migration011 } from './011-list-keys.ts';
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {
   const all: Record<string, (db: Kysely<any>, dialect: Dialect) => Promise<void>> = {
@@ -26,6 +27,7 @@ export function migrationProvider(dialect: Dialect): MigrationProvider {
     '008-inline-blobs': migration008,
     '009-query-speed': migration009,
     '010-narrow-messages': migration010,
+    '011-list-keys': migration011,
   };
   return {
     async getMigrations(): Promise<Record<string, Migration>> {
