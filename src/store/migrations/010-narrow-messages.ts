@@ -19,7 +19,7 @@ const MOVED = ['headers_text', 'references', 'headers', 'imap', 'text_body', 'ht
 export async function migration010(db: Kysely<any>, dialect: Dialect): Promise<void> {
   const table = db.schema.createTable('message_contents');
   // SQLite: `key` is the messages row's rowid (named: INTEGER PRIMARY KEY). Like the full-text
-  // rows (migration 009), it relies on messages' rowids never being renumbered (no VACUUM).
+  // rows (migration 009), it follows the messages row's rowid, a declared column since migration 012.
   const keyed =
     dialect === 'sqlite'
       ? table.addColumn('key', 'integer', (c) => c.primaryKey()).addColumn('message_id', 'text', (c) => c.notNull())

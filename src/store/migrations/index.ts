@@ -14,6 +14,7 @@ import { migration008 } from './008-inline-blobs.ts';
 import { migration009 } from './009-query-speed.ts';
 import { migration010 } from './010-narrow-messages.ts';
 import { migration011 } from './011-list-keys.ts';
+import { migration012 } from './012-message-keys.ts';
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {
   const all: Record<string, (db: Kysely<any>, dialect: Dialect) => Promise<void>> = {
@@ -28,6 +29,7 @@ export function migrationProvider(dialect: Dialect): MigrationProvider {
     '009-query-speed': migration009,
     '010-narrow-messages': migration010,
     '011-list-keys': migration011,
+    '012-message-keys': migration012,
   };
   return {
     async getMigrations(): Promise<Record<string, Migration>> {
