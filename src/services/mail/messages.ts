@@ -141,19 +141,6 @@ export class MessagesService {
     return rows.map((r) => summaryView(r, folderIds.get(r.id) ?? [], vc));
   }
 
-  /** The summaries as a JSON array, written from the rows (views.ts summaryJson): the list pages' form. */
-  async summariesJson(rows: MessageRow[]): Promise<string> {
-    const vc = await this.viewContext();
-    // Rows from the store carry their folders as text (messages.folder_ids), written as JSON without a split.
-    const folderIds = rows.every((r) => r.folder_ids !== undefined) ? null : await this.folderIdsOf(rows);
-    let out = '[';
-    for (let i = 0; i < rows.length; i++) {
-      const r = rows[i]!;
-      out += (i === 0 ? '' : ',') + summaryJson(r, folderIds === null ? r.folder_ids! : (folderIds.get(r.id) ?? []), vc);
-    }
-    return `${out}]`;
-  }
-
   /** Each row's summary as JSON text, by message id. */
   async summariesJsonById(rows: MessageRow[]): Promise<Map<string, string>> {
     const vc = await this.viewContext();
