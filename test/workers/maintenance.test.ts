@@ -184,4 +184,27 @@ describeEachBackend('maintenance worker', (backend) => {
     assert.equal(row?.checked_at, iso(start + 12 * HOUR));
     clock.t = start;
   });
+
+  test('a pass drops the events past the replay window and keeps the newer ones', async () => {
+    const mailbox = await app.api('POST', '/api/v1/mailboxes', { body: { email: 'events-window@agents.mailmux.test' } });
+    assert.equal(mailbox.status, 201, mailbox.text);
+    const mailboxId = mailbox.body.data.mailbox.id as string;
+    const emit = (n: number) =>
+      app.services.store.transaction(async (tx) => {
+        const rows = [];
+        for (let i = 0; i < n; i++) rows.push(await app.services.events.emit(tx, { type: 'message.received', teamId: app.teamId, mailboxId, data: { mailbox_id: mailboxId } }));
+        return rows.map((r) => Number(r.seq));
+      });
+    const start = clock.t;
+    const old = await emit(3);
+    assert.equal(old.length, 3);
+    clock.t = start + 2 * HOUR;
+    const kept = await emit(2);
+    // Past the window for the first three only.
+    clock.t = start + (app.config.realtime.eventRetentionHours + 1) * HOUR;
+    await new MaintenanceWorker(app.services).pass();
+    const left = (await app.services.store.events.forMailboxAfter(mailboxId, 0, null, 10)).map((e) => Number(e.seq));
+    assert.deepEqual(left, kept);
+    clock.t = start;
+  });
 });

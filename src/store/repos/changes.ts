@@ -7,6 +7,9 @@ import { insertRows } from './compiled.ts';
 
 export type ChangeKind = 'created' | 'updated' | 'destroyed';
 
+/** Old rows one retention round reads (it deletes at most these): bounds a round's transaction. */
+const PURGE_SCAN_ROWS = 20_000;
+
 export interface ChangeEntry {
   teamId?: string | null;
   mailboxId?: string | null;
@@ -87,10 +90,14 @@ export class ChangesRepo {
    */
   async purgeBefore(beforeIso: string, maxGroups = 200): Promise<number> {
     const db = this.ctx.db;
-    // Old rows that are not the newest of their (mailbox, type); per pair, the highest such id.
-    const groups = await db
+    // The oldest rows first, through the created_at index, at most PURGE_SCAN_ROWS of them; each
+    // checked against the newest row of its (mailbox, type). Grouping straight over the table let
+    // SQLite walk the (mailbox_id, type) index over every row instead, old or not: 70-200 ms a pass
+    // on the 200,000 changes of the bench store with nothing to delete (now 0.1 ms), in a write
+    // transaction, so receiving and every other write waited that long each hour.
+    const old = db
       .selectFrom('changes as c')
-      .select((eb) => ['c.mailbox_id', 'c.type', eb.fn.max('c.change_id').as('m')])
+      .select(['c.mailbox_id', 'c.type', 'c.change_id'])
       .where('c.created_at', '<', beforeIso)
       .where('c.mailbox_id', 'is not', null)
       .where((eb) =>
@@ -100,7 +107,13 @@ export class ChangesRepo {
           eb.selectFrom('changes as n').select((e2) => e2.fn.max('n.change_id').as('top')).whereRef('n.mailbox_id', '=', 'c.mailbox_id').whereRef('n.type', '=', 'c.type'),
         ),
       )
-      .groupBy(['c.mailbox_id', 'c.type'])
+      .orderBy('c.created_at')
+      .limit(PURGE_SCAN_ROWS);
+    // Per pair, the highest such id: everything up to it is older (ids grow with time).
+    const groups = await db
+      .selectFrom(old.as('o'))
+      .select((eb) => ['o.mailbox_id', 'o.type', eb.fn.max('o.change_id').as('m')])
+      .groupBy(['o.mailbox_id', 'o.type'])
       .limit(maxGroups)
       .execute();
     let deleted = 0;

@@ -51,7 +51,10 @@ export class EventsRepo {
 
   /** Drops events created before `beforeIso` (retention); returns how many. */
   async purgeBefore(beforeIso: string, limit = 5000): Promise<number> {
-    const old = this.ctx.db.selectFrom('events').select('seq').where('created_at', '<', beforeIso).orderBy('seq').limit(limit);
+    // In created_at order, so the created_at index finds the old rows: in seq order SQLite read the
+    // whole table from its oldest row whenever no row was old yet (every maintenance tick, ~30 ms
+    // for 10,000 events). Both orders are time order.
+    const old = this.ctx.db.selectFrom('events').select('seq').where('created_at', '<', beforeIso).orderBy('created_at').limit(limit);
     const r = await this.ctx.db.deleteFrom('events').where('seq', 'in', old).executeTakeFirst();
     return Number(r.numDeletedRows);
   }
