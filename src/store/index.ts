@@ -3,7 +3,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, PostgresDialect, sql, type DatabaseIntrospector, type SchemaMetadata, type TableMetadata } from 'kysely';
+import { Kysely, PostgresDialect, sql, type DatabaseIntrospector, type PostgresPool, type PostgresPoolClient, type SchemaMetadata, type TableMetadata } from 'kysely';
 import { Migrator } from 'kysely/migration';
 import pg from 'pg';
 import { systemClock, type Clock } from '../core/clock.ts';
@@ -14,6 +14,7 @@ import type { BlobStore } from './blobs/blob-store.ts';
 import { FsBlobStore } from './blobs/fs-blobs.ts';
 import { PgBlobStore } from './blobs/pg-blobs.ts';
 import { takeWriteOrderLock, type RepoContext } from './repos/common.ts';
+import { preparedName } from './repos/compiled.ts';
 import { pgFastRead, sqliteFastRead, type FastRead } from './fast-read.ts';
 import { ChangesRepo } from './repos/changes.ts';
 import { KeysRepo, TeamsRepo } from './repos/teams.ts';
@@ -231,6 +232,29 @@ class CurrentSchemaIntrospector implements DatabaseIntrospector {
   }
 }
 
+/**
+ * The pool Kysely gets: its clients run the compiled statements of repos/compiled.ts (the hot ones:
+ * ingest's writes, list pages, change-log appends) as named prepared statements, so PostgreSQL
+ * parses each once per connection and may keep its plan. Every other text runs as before. A
+ * statement's plan is invalidated by PostgreSQL when the tables it reads change (migrations).
+ */
+function preparingPool(pool: pg.Pool): PostgresPool {
+  const wrapped = new WeakMap<pg.PoolClient, PostgresPoolClient>();
+  const wrap = (client: pg.PoolClient): PostgresPoolClient => {
+    let w = wrapped.get(client);
+    if (!w) {
+      const query = (text: unknown, values?: unknown[]): unknown => {
+        const name = typeof text === 'string' ? preparedName(text) : undefined;
+        return name !== undefined ? client.query({ name, text: text as string, values: values ?? [] }) : client.query(text as string, values);
+      };
+      w = { query: query as PostgresPoolClient['query'], release: (destroy?: boolean) => client.release(destroy) };
+      wrapped.set(client, w);
+    }
+    return w;
+  };
+  return { options: pool.options, connect: async () => wrap(await pool.connect()), end: () => pool.end() };
+}
+
 class CurrentSchemaPostgresDialect extends PostgresDialect {
   override createIntrospector(db: Kysely<any>): DatabaseIntrospector {
     return new CurrentSchemaIntrospector(db);
@@ -250,7 +274,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
       max: 10,
       ...(options.pgSchema ? { options: `-c search_path=${options.pgSchema}` } : {}),
     });
-    db = new Kysely<Database>({ dialect: new CurrentSchemaPostgresDialect({ pool }) });
+    db = new Kysely<Database>({ dialect: new CurrentSchemaPostgresDialect({ pool: preparingPool(pool) }) });
     fast = pgFastRead(pool);
     blobs = new PgBlobStore(db);
   } else {

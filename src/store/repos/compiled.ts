@@ -22,6 +22,18 @@ function sameParams(a: readonly unknown[], b: readonly unknown[]): boolean {
   return a.length === b.length && a.every((p, i) => p === b[i]);
 }
 
+/**
+ * PostgreSQL: a name per compiled SQL text. The store's pool runs these texts as named prepared
+ * statements (store/index.ts): each connection parses a statement once and PostgreSQL may keep
+ * its plan, instead of parsing and planning it on every execution.
+ */
+const preparedNames = new Map<string, string>();
+
+/** The prepared-statement name of a compiled PostgreSQL statement, or undefined for any other text. */
+export function preparedName(sqlText: string): string | undefined {
+  return preparedNames.get(sqlText);
+}
+
 /** The SQL text of `build(db)` in this dialect, compiled only the first time this shape is seen. */
 export function compiledSql(db: Kysely<Database>, dialect: Dialect, shape: string, build: (db: Kysely<Database>) => Compilable, params: readonly unknown[]): string {
   const key = `${dialect}\u0000${shape}`;
@@ -32,6 +44,7 @@ export function compiledSql(db: Kysely<Database>, dialect: Dialect, shape: strin
     if (!sameParams(c.parameters, params)) throw new Error(`compiled statement ${shape}: ${params.length} params given, the compiled statement has ${c.parameters.length} or another order`);
     sqlText = c.sql;
     compiled.set(key, sqlText);
+    if (dialect === 'postgres' && !preparedNames.has(sqlText)) preparedNames.set(sqlText, `mmx_${preparedNames.size + 1}`);
   }
   return sqlText;
 }
