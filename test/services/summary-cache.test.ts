@@ -109,4 +109,23 @@ describeEachBackend('list pages and the summary cache', (backend) => {
     assert.deepEqual(inbox.body.data.map((m: { id: string }) => m.id), [ids[1], ids[0]]);
     assert.deepEqual(inbox.body.data.find((m: { id: string }) => m.id === ids[0]).keywords, ['$seen', 'triaged']);
   });
+
+  test('thread pages: each last message is the same as its row and shows changes at once', async () => {
+    const strip = (items: { last_message: Record<string, unknown> | null }[]) =>
+      items.map((t) => ({ ...t, last_message: t.last_message ? { ...t.last_message, attachments: (t.last_message.attachments as { filename: string }[]).map((a) => a.filename) } : null }));
+    const page = async () => {
+      const r = await app.api('GET', '/api/v1/mailbox/threads?limit=10', { token: mbx.key });
+      assert.equal(r.status, 200);
+      const direct = await app.services.threads.list(mbx.id, {}, 'desc', 10);
+      const api = strip(r.body.data);
+      assert.deepEqual(api, strip(JSON.parse(JSON.stringify(direct.items))));
+      return api;
+    };
+    await page();
+    const before = (await page()).find((t) => (t.last_message as { id: string } | null)?.id === ids[0])!;
+    assert.equal((before.last_message!.flags as { flagged: boolean }).flagged, false);
+    assert.equal((await app.api('PATCH', `/api/v1/mailbox/messages/${ids[0]}`, { token: mbx.key, body: { flagged: true } })).status, 200);
+    const after = (await page()).find((t) => (t.last_message as { id: string } | null)?.id === ids[0])!;
+    assert.equal((after.last_message!.flags as { flagged: boolean }).flagged, true);
+  });
 });

@@ -141,13 +141,6 @@ export class MessagesService {
     return rows.map((r) => summaryView(r, folderIds.get(r.id) ?? [], vc));
   }
 
-  /** Each row's summary as JSON text, by message id. */
-  async summariesJsonById(rows: MessageRow[]): Promise<Map<string, string>> {
-    const vc = await this.viewContext();
-    const folderIds = await this.folderIdsOf(rows);
-    return new Map(rows.map((r) => [r.id, summaryJson(r, folderIds.get(r.id) ?? [], vc)]));
-  }
-
   private async listRows(mailboxId: string, q: ListQuery, columns: ListColumns = 'summary'): Promise<{ page: MessageRow[]; hasMore: boolean; nextCursor?: string }> {
     const filter = await this.resolveFilter(mailboxId, q.filter);
     const sort = q.sort;
@@ -171,29 +164,38 @@ export class MessagesService {
    */
   async listJson(mailboxId: string, q: ListQuery): Promise<{ json: string; hasMore: boolean; nextCursor?: string }> {
     const { page, ...rest } = await this.listRows(mailboxId, q, 'keys');
-    const parts: (string | undefined)[] = new Array(page.length);
+    const byId = await this.summariesJsonAt(mailboxId, page);
+    let json = '[';
+    for (const r of page) {
+      // A message deleted between the two reads is left out of the page.
+      const part = byId.get(r.id);
+      if (part !== undefined) json += (json.length === 1 ? '' : ',') + part;
+    }
+    return { json: `${json}]`, ...rest };
+  }
+
+  /**
+   * The summaries (JSON text, by id) of these messages of a mailbox, each as of the modseq given
+   * or later: from the summary cache when it holds the message at that modseq, the others read in
+   * one query (and kept, unless they have attachments). Messages that are gone are left out.
+   */
+  async summariesJsonAt(mailboxId: string, keys: readonly { id: string; modseq: number }[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
     let missing: string[] | null = null;
-    for (let i = 0; i < page.length; i++) {
-      const r = page[i]!;
-      const json = this.summaryCache.get(r.id, r.modseq);
-      if (json === undefined) (missing ??= []).push(r.id);
-      else parts[i] = json;
+    for (const k of keys) {
+      const json = this.summaryCache.get(k.id, k.modseq);
+      if (json === undefined) (missing ??= []).push(k.id);
+      else out.set(k.id, json);
     }
     if (missing !== null) {
       const vc = await this.viewContext();
-      const rows = await this.ctx.store.messageQuery.summariesByIds(mailboxId, missing);
-      const byId = new Map<string, string>();
-      for (const r of rows) {
+      for (const r of await this.ctx.store.messageQuery.summariesByIds(mailboxId, missing)) {
         const json = summaryJson(r, r.folder_ids ?? (await this.folderIdsOf([r])).get(r.id) ?? [], vc);
-        byId.set(r.id, json);
+        out.set(r.id, json);
         if (r.attachments === '[]') this.summaryCache.set(r.id, r.modseq, json);
       }
-      // A message deleted between the two reads is left out of the page.
-      for (let i = 0; i < page.length; i++) if (parts[i] === undefined) parts[i] = byId.get(page[i]!.id);
     }
-    let json = '[';
-    for (const part of parts) if (part !== undefined) json += (json.length === 1 ? '' : ',') + part;
-    return { json: `${json}]`, ...rest };
+    return out;
   }
 
   async count(mailboxId: string, f: ListQuery['filter']): Promise<{ total: number; sync_state: string }> {

@@ -37,8 +37,8 @@ export class ThreadsService {
   }
 
   /** Newest PARTICIPANT_SCAN_MAX messages (addresses only) of each thread, newest first. */
-  private async newest(threadIds: string[]): Promise<Map<string, { id: string; addresses: string }[]>> {
-    const out = new Map<string, { id: string; addresses: string }[]>();
+  private async newest(threadIds: string[]): Promise<Map<string, { id: string; addresses: string; modseq: number }[]>> {
+    const out = new Map<string, { id: string; addresses: string; modseq: number }[]>();
     for (const r of await this.ctx.store.messages.newestInThreads(threadIds, PARTICIPANT_SCAN_MAX)) out.set(r.thread_id, [...(out.get(r.thread_id) ?? []), r]);
     return out;
   }
@@ -52,10 +52,10 @@ export class ThreadsService {
   private async parts(threads: ThreadRow[]) {
     const ids = threads.map((t) => t.id);
     const [folders, recent] = await Promise.all([this.ctx.store.messages.threadFolders(ids), this.newest(ids)]);
-    const lastIds = threads.map((t) => recent.get(t.id)?.[0]?.id).filter((id): id is string => id !== undefined);
-    const lastRows = threads.length > 0 ? await this.ctx.store.messageQuery.summariesByIds(threads[0]!.mailbox_id, lastIds) : [];
+    // Each thread's newest message: its summary is the thread's last_message.
+    const last = threads.map((t) => recent.get(t.id)?.[0]).filter((m) => m !== undefined);
     return {
-      lastRows,
+      last,
       of: (thread: ThreadRow) => {
         const newest = recent.get(thread.id) ?? [];
         return { folderIds: folders.get(thread.id) ?? [], participants: this.participants([...newest].reverse()), lastId: newest[0]?.id };
@@ -64,7 +64,8 @@ export class ThreadsService {
   }
 
   private async summaries(threads: ThreadRow[], states: { thread_state: string; email_state: string }) {
-    const { lastRows, of } = await this.parts(threads);
+    const { last, of } = await this.parts(threads);
+    const lastRows = threads.length > 0 ? await this.ctx.store.messageQuery.summariesByIds(threads[0]!.mailbox_id, last.map((m) => m.id)) : [];
     const lastViews = new Map((await this.messages.summaries(lastRows)).map((v) => [v.id as string, v]));
     return threads.map((thread) => {
       const p = of(thread);
@@ -84,8 +85,8 @@ export class ThreadsService {
 
   /** summaries as JSON text (an array), the last messages written from their rows (views.ts summaryJson). */
   private async summariesJson(threads: ThreadRow[], states: { thread_state: string; email_state: string }): Promise<string> {
-    const { lastRows, of } = await this.parts(threads);
-    const lastJson = await this.messages.summariesJsonById(lastRows);
+    const { last, of } = await this.parts(threads);
+    const lastJson = threads.length > 0 ? await this.messages.summariesJsonAt(threads[0]!.mailbox_id, last) : new Map<string, string>();
     const statesJson = JSON.stringify(states);
     let out = '[';
     for (let i = 0; i < threads.length; i++) {

@@ -333,16 +333,16 @@ export class MessagesRepo {
    * The newest `max` messages of each thread (id, received_at, addresses), newest first: one
    * statement, an index range of at most `max` rows per thread however long the thread is.
    */
-  async newestInThreads(threadIds: string[], max: number): Promise<{ thread_id: string; id: string; received_at: string; addresses: string }[]> {
+  async newestInThreads(threadIds: string[], max: number): Promise<{ thread_id: string; id: string; received_at: string; addresses: string; modseq: number }[]> {
     if (threadIds.length === 0) return [];
     const rows =
       this.ctx.dialect === 'postgres'
-        ? await sql<{ thread_id: string; id: string; received_at: string; addresses: string }>`
-            SELECT x.thread_id, x.id, x.received_at, x.addresses FROM threads t CROSS JOIN LATERAL (
-              SELECT y.thread_id, y.id, y.received_at, y.addresses FROM messages y WHERE y.thread_id = t.id ORDER BY y.received_at DESC, y.id DESC LIMIT ${max}) x
+        ? await sql<{ thread_id: string; id: string; received_at: string; addresses: string; modseq: number }>`
+            SELECT x.thread_id, x.id, x.received_at, x.addresses, x.modseq FROM threads t CROSS JOIN LATERAL (
+              SELECT y.thread_id, y.id, y.received_at, y.addresses, y.modseq FROM messages y WHERE y.thread_id = t.id ORDER BY y.received_at DESC, y.id DESC LIMIT ${max}) x
             WHERE t.id IN (${sql.join(threadIds)})`.execute(this.ctx.db)
-        : await sql<{ thread_id: string; id: string; received_at: string; addresses: string }>`
-            SELECT x.thread_id, x.id, x.received_at, x.addresses FROM threads t JOIN messages x
+        : await sql<{ thread_id: string; id: string; received_at: string; addresses: string; modseq: number }>`
+            SELECT x.thread_id, x.id, x.received_at, x.addresses, x.modseq FROM threads t JOIN messages x
               ON x.id IN (SELECT y.id FROM messages y WHERE y.thread_id = t.id ORDER BY y.received_at DESC, y.id DESC LIMIT ${max})
             WHERE t.id IN (${sql.join(threadIds)})`.execute(this.ctx.db);
     return rows.rows.sort((a, b) => (a.received_at === b.received_at ? (a.id < b.id ? 1 : -1) : a.received_at < b.received_at ? 1 : -1));
