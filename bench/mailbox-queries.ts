@@ -99,23 +99,11 @@ interface Client {
 /** `http` and `fetch`: the load runs in this process (worker w always uses connection w). */
 function inProcessClient(get: (path: string) => Promise<number>, close: () => void): Client {
   return {
-    async run(paths) {
-      const lat: number[] = [];
-      let next = 0;
-      await Promise.all(
-        Array.from({ length: concurrency }, async () => {
-          for (;;) {
-            const i = next++;
-            if (i >= paths.length) return;
-            const t = performance.now();
-            const status = await get(paths[i]!);
-            lat.push(performance.now() - t);
-            if (status !== 200) throw new Error(`${paths[i]}: ${status}`);
-          }
-        }),
-      );
-      return lat;
-    },
+    run: (paths) =>
+      load(paths.length, concurrency, async (i) => {
+        const status = await get(paths[i]!);
+        if (status !== 200) throw new Error(`${paths[i]}: ${status}`);
+      }),
     cpuMs: () => {
       const c = process.cpuUsage();
       return (c.user + c.system) / 1000;
@@ -147,7 +135,7 @@ async function makeClient(baseUrl: string, key: string): Promise<Client> {
   const u = new URL(baseUrl);
   if (clientKind === 'fetch') {
     return inProcessClient(async (path) => {
-      const r = await fetch(`${baseUrl}/api/v1${path}`, { headers: { authorization: `Bearer ${key}` } });
+      const r = await fetch(`${baseUrl}${path}`, { headers: { authorization: `Bearer ${key}` } });
       await r.arrayBuffer();
       return r.status;
     }, () => undefined);
@@ -158,7 +146,7 @@ async function makeClient(baseUrl: string, key: string): Promise<Client> {
       (path) =>
         new Promise((resolve, reject) => {
           http
-            .get({ host: u.hostname, port: u.port, path: `/api/v1${path}`, agent, headers: { authorization: `Bearer ${key}` } }, (res) => {
+            .get({ host: u.hostname, port: u.port, path, agent, headers: { authorization: `Bearer ${key}` } }, (res) => {
               res.on('data', () => undefined);
               res.on('end', () => resolve(res.statusCode ?? 0));
             })
@@ -192,9 +180,7 @@ async function main(): Promise<void> {
   }
 
   const server = await startServer(env);
-  const client = await makeClient(server.httpUrl, key);
   const serverPid = server.child.pid!;
-
   const queries: [name: string, key: string, n: number, path: (i: number) => string][] = [
     ['list limit=50', 'list', requests, () => '/mailbox/messages?limit=50'],
     ['list folder=inbox limit=50', 'inbox', requests, () => '/mailbox/messages?limit=50&folder_id=inbox'],
@@ -204,22 +190,31 @@ async function main(): Promise<void> {
   ];
   const wanted = only ? new Set(only.split(',')) : null;
   const results: { name: string; s: ReturnType<typeof summary>; serverCpu: number; clientCpu: number }[] = [];
-  // Warm-up: every query first (a new server's first few thousand requests run slower code: V8
-  // tiers functions up, compiled statements are made), then each again right before it is measured.
-  const paths = (n: number, path: (i: number) => string, from = 0): string[] => Array.from({ length: n }, (_, i) => `/api/v1${path(i + from)}`);
-  for (const [, short, , path] of queries) if (!wanted || wanted.has(short)) await client.run(paths(500, path, 7));
-  for (const [name, short, n, path] of queries) {
-    if (wanted && !wanted.has(short)) continue;
-    await client.run(paths(200, path, 7));
-    const todo = paths(n, path);
-    const s0 = cpuMs(serverPid);
-    const c0 = client.cpuMs();
-    const lat = await client.run(todo);
-    results.push({ name, s: summary(lat), serverCpu: (cpuMs(serverPid) - s0) / n, clientCpu: (client.cpuMs() - c0) / n });
+  let rss = 0;
+  // The server and the load generator are stopped on every way out, a failed request included.
+  try {
+    const client = await makeClient(server.httpUrl, key);
+    try {
+      // Warm-up: every query first (a new server's first few thousand requests run slower code: V8
+      // tiers functions up, compiled statements are made), then each again right before it is measured.
+      const paths = (n: number, path: (i: number) => string, from = 0): string[] => Array.from({ length: n }, (_, i) => `/api/v1${path(i + from)}`);
+      for (const [, short, , path] of queries) if (!wanted || wanted.has(short)) await client.run(paths(500, path, 7));
+      for (const [name, short, n, path] of queries) {
+        if (wanted && !wanted.has(short)) continue;
+        await client.run(paths(200, path, 7));
+        const todo = paths(n, path);
+        const s0 = cpuMs(serverPid);
+        const c0 = client.cpuMs();
+        const lat = await client.run(todo);
+        results.push({ name, s: summary(lat), serverCpu: (cpuMs(serverPid) - s0) / n, clientCpu: (client.cpuMs() - c0) / n });
+      }
+      rss = rssMiB(serverPid);
+    } finally {
+      client.close();
+    }
+  } finally {
+    await server.stop();
   }
-  const rss = rssMiB(serverPid);
-  client.close();
-  await server.stop();
 
   console.log(`\nbackend ${backend}, ${total} messages, ${concurrency} concurrent clients (${clientKind} client), latency in ms; CPU ms per request`);
   console.log('| query | n | p50 | p95 | p99 | max | server CPU | client CPU |\n| --- | --- | --- | --- | --- | --- | --- | --- |');

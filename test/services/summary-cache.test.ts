@@ -111,7 +111,8 @@ describeEachBackend('list pages and the summary cache', (backend) => {
   });
 
   test('thread pages: each last message is the same as its row and shows changes at once', async () => {
-    const strip = (items: { last_message: Record<string, unknown> | null }[]) =>
+    type Thread = { last_message: Record<string, unknown> | null };
+    const strip = (items: Thread[]): Thread[] =>
       items.map((t) => ({ ...t, last_message: t.last_message ? { ...t.last_message, attachments: (t.last_message.attachments as { filename: string }[]).map((a) => a.filename) } : null }));
     const page = async () => {
       const r = await app.api('GET', '/api/v1/mailbox/threads?limit=10', { token: mbx.key });
