@@ -13,7 +13,7 @@ import { createInterface } from 'node:readline';
  * One keep-alive HTTP/1.1 connection that sends a GET and reads the answer (status line,
  * Content-Length, body bytes counted, not kept): the least a load generator can do per request.
  */
-export class RawConnection {
+class RawConnection {
   private readonly socket: net.Socket;
   private buf: Buffer = Buffer.alloc(0);
   private want: { resolve: (status: number) => void; reject: (err: Error) => void } | null = null;
@@ -120,4 +120,4 @@ async function main(): Promise<void> {
   for (const c of conns) c.close();
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) await main();
+await main();
