@@ -13,6 +13,7 @@ import { WebhookWorker } from '../workers/webhooks.ts';
 import { buildHttpServer } from '../protocols/http/server.ts';
 import { startInboundSmtp, type InboundSmtp } from '../protocols/smtp/inbound.ts';
 import { startSubmission, type SubmissionSmtp } from '../protocols/smtp/submission.ts';
+import { IngestWriterThread } from './ingest-writer.ts';
 
 export interface RunningMailmux {
   services: Services;
@@ -31,7 +32,7 @@ export function createLogger(config: Config): Logger {
   return pino({ level: config.logLevel, base: { service: 'mailmux' } });
 }
 
-/** Store + services, without listeners: what the CLI's key commands need. */
+/** Store + services, without listeners: what the CLI's key commands need. Close with services.ingest.close(), then store.close(). */
 export async function openServices(config: Config, opts: { log?: Logger; clock?: Clock; pgSchema?: string; maintenance?: { kick(): void } } = {}): Promise<{ store: Store; services: Services }> {
   const clock = opts.clock ?? systemClock;
   const store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, clock, ...(opts.pgSchema ? { pgSchema: opts.pgSchema } : {}) });
@@ -41,6 +42,9 @@ export async function openServices(config: Config, opts: { log?: Logger; clock?:
     { onMailboxDeleted: () => kick.fn() },
   );
   if (opts.maintenance) kick.fn = () => opts.maintenance?.kick();
+  // SQLite: ingest's batches are written by a thread of their own (ingest-writer.ts), started at
+  // the first delivery; services.ingest.close() stops it.
+  if (store.sideWrite && config.sqliteWriterThread) services.ingest.useWriter(new IngestWriterThread(services));
   return { store, services };
 }
 
@@ -76,6 +80,7 @@ export async function startMailmux(config: Config, opts: { log?: Logger; clock?:
     await smtp?.close();
     await submission?.close();
     await http.close();
+    await services.ingest.close();
     await services.events.stop();
     await store.close();
     throw err;
@@ -103,6 +108,7 @@ export async function startMailmux(config: Config, opts: { log?: Logger; clock?:
       await maintenance.stop();
       await webhookWorker.stop();
       await outboundWorker.stop();
+      await services.ingest.close();
       await services.events.stop();
       await store.close();
     },

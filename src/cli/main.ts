@@ -91,6 +91,7 @@ async function keys(args: string[]): Promise<number> {
       }
     }
   } finally {
+    await services.ingest.close();
     await store.close();
   }
 }

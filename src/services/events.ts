@@ -124,6 +124,14 @@ export class EventsService {
     return row;
   }
 
+  /**
+   * Events another thread of this process committed (the ingest writer thread), with their
+   * in-transaction work done there: dispatched as this process's own.
+   */
+  adoptCommitted(rows: EventRow[]): void {
+    for (const row of rows) this.committed(row);
+  }
+
   /** Hears every committed event once, in `seq` order, from every process. Returns unsubscribe. */
   subscribe(fn: EventListener): () => void {
     this.listeners.add(fn);

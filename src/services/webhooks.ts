@@ -136,6 +136,11 @@ export class WebhooksService {
     this.events = events;
   }
 
+  /** Another thread of this process committed outbox rows (the ingest writer thread). */
+  notifyEnqueued(): void {
+    for (const l of this.enqueuedListeners) l();
+  }
+
   /** Hears each commit of this process that added rows to the outbox (the delivery worker's wake-up). */
   onEnqueued(fn: () => void): () => void {
     this.enqueuedListeners.add(fn);

@@ -91,6 +91,12 @@ export interface Repos {
    * transaction, at once. Publishing events and waking workers hang off this.
    */
   afterCommit(fn: () => void): void;
+  /**
+   * SQLite: runs fn once the enclosing transaction's COMMIT has run, before it is durable (the WAL
+   * is flushed after); never if it rolls back. PostgreSQL, and outside a transaction: at once.
+   * Nothing may be acknowledged from here: it hands the writer on to the next batch.
+   */
+  afterWrite(fn: () => void): void;
 }
 
 export interface Store extends Repos {
@@ -98,6 +104,13 @@ export interface Store extends Repos {
   readonly blobs: BlobStore;
   /** Runs fn in one database transaction; everything fn writes commits or rolls back together. */
   transaction<T>(fn: (tx: Repos) => Promise<T>): Promise<T>;
+  /**
+   * SQLite: runs fn, a write by another connection of this process to the same file (the ingest
+   * writer thread), while this store's connection writes nothing; fn resolves once its COMMIT has
+   * run, which then counts towards checkpoints. Null on PostgreSQL, whose connections need none of
+   * this.
+   */
+  readonly sideWrite: (<T>(fn: () => Promise<T>) => Promise<T>) | null;
   /** Tells every process sharing the database that events were committed (PostgreSQL NOTIFY; a no-op on SQLite). */
   notifyEvents(): Promise<void>;
   /** Calls fn when another process commits events; returns the unsubscribe. */
@@ -113,6 +126,12 @@ export interface StoreOptions {
   /** PostgreSQL schema to use (tests isolate themselves this way). */
   pgSchema?: string;
   clock?: Clock;
+  /**
+   * SQLite: this store is the ingest writer thread's second connection to a database the process's
+   * main store has opened: it runs no migrations (the main store has) and no checkpoints (the main
+   * store's connection does, counting this one's commits through sideWrite).
+   */
+  writerThread?: boolean;
 }
 
 function reposFor(ctx: RepoContext): Repos {
@@ -140,6 +159,7 @@ function reposFor(ctx: RepoContext): Repos {
     deliveryLogs: new DeliveryLogsRepo(ctx),
     blobRows: new BlobRowsRepo(ctx),
     afterCommit: ctx.afterCommit ?? ((fn) => fn()),
+    afterWrite: ctx.afterWrite ?? ((fn) => fn()),
   };
 }
 
@@ -267,6 +287,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   let dialect: Dialect;
   let blobs: BlobStore;
   let fast: FastRead;
+  let sqliteDialect: GroupCommitSqliteDialect | null = null;
   if (options.databaseUrl) {
     dialect = 'postgres';
     const pool = new pg.Pool({
@@ -287,23 +308,27 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     file.pragma('synchronous = NORMAL');
     file.pragma('busy_timeout = 5000');
     file.pragma('foreign_keys = ON');
-    db = new Kysely<Database>({ dialect: new GroupCommitSqliteDialect(withStatementCache(file), file.name) });
+    sqliteDialect = new GroupCommitSqliteDialect(withStatementCache(file), file.name, { checkpoints: !options.writerThread });
+    db = new Kysely<Database>({ dialect: sqliteDialect });
     fast = sqliteFastRead(file);
     blobs = new FsBlobStore(join(options.dataDir, 'blobs'), db);
   }
 
   let schemaName = 'main';
-  try {
-    // Kysely looks for its migration tables in every schema of the database unless told which one:
-    // name ours, or a second Mailmux schema in the same database would skip creating them.
-    const migrationTableSchema = dialect === 'postgres' ? (await sql<{ s: string | null }>`select current_schema() as s`.execute(db)).rows[0]?.s : undefined;
-    if (migrationTableSchema) schemaName = migrationTableSchema;
-    const migrator = new Migrator({ db, provider: migrationProvider(dialect), ...(migrationTableSchema ? { migrationTableSchema } : {}) });
-    const { error } = await migrator.migrateToLatest();
-    if (error) throw error instanceof Error ? error : new Error(String(error));
-  } catch (err) {
-    await db.destroy();
-    throw err;
+  // The writer thread's store opens a database the main store has migrated already.
+  if (!options.writerThread) {
+    try {
+      // Kysely looks for its migration tables in every schema of the database unless told which one:
+      // name ours, or a second Mailmux schema in the same database would skip creating them.
+      const migrationTableSchema = dialect === 'postgres' ? (await sql<{ s: string | null }>`select current_schema() as s`.execute(db)).rows[0]?.s : undefined;
+      if (migrationTableSchema) schemaName = migrationTableSchema;
+      const migrator = new Migrator({ db, provider: migrationProvider(dialect), ...(migrationTableSchema ? { migrationTableSchema } : {}) });
+      const { error } = await migrator.migrateToLatest();
+      if (error) throw error instanceof Error ? error : new Error(String(error));
+    } catch (err) {
+      await db.destroy();
+      throw err;
+    }
   }
 
   const repos = reposFor({ db, clock, dialect, fast });
@@ -313,15 +338,25 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     ...repos,
     dialect,
     blobs,
+    sideWrite: sqliteDialect ? (fn) => sqliteDialect.driver!.sideWrite(fn) : null,
     transaction: async (fn) => {
       const hooks: (() => void)[] = [];
+      const written: (() => void)[] = [];
+      const afterWrite = (): void => {
+        for (const w of written) w();
+      };
       const result = await db.transaction().execute(async (trx) => {
-        const ctx: RepoContext = { db: trx, clock, dialect, inTransaction: true, afterCommit: (f) => hooks.push(f) };
+        // PostgreSQL: at once. Its next writer takes another connection and queues behind this
+        // transaction's write-order lock, so the hand-over need not wait for the COMMIT.
+        const ctx: RepoContext = { db: trx, clock, dialect, inTransaction: true, afterCommit: (f) => hooks.push(f), afterWrite: sqliteDialect ? (f) => written.push(f) : (f) => f() };
         // On PostgreSQL the write-order lock is the transaction's first statement, before any row
         // lock: taken later (at the first log append) it could deadlock against a transaction that
         // locked a row first and then waits for it.
         await takeWriteOrderLock(trx, dialect);
-        return fn(reposFor(ctx));
+        const out = await fn(reposFor(ctx));
+        // SQLite: the driver calls it between COMMIT and the flush (the connection is ours until then).
+        if (sqliteDialect && written.length > 0) sqliteDialect.driver!.onCommitted(afterWrite);
+        return out;
       });
       for (const h of hooks) {
         try {

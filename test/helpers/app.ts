@@ -100,6 +100,7 @@ export async function startTestApp(backend: Backend, env: Record<string, string>
     async close() {
       await http.close();
       await services.events.stop();
+      await services.ingest.close();
       await store.close();
       await db.drop();
     },

@@ -55,6 +55,7 @@ describeEachBackend('outbound queue across a kill -9', (backend) => {
       const raw = await buildMessage({ from: mailbox.email, to: `r${i}@far.example`, subject: `Queued ${i}`, text: 'x'.repeat(2000), messageId });
       await services.outbound.submit({ mailboxId: mailbox.id, raw, envelopeFrom: mailbox.email, recipients: [`r${i}@far.example`], source: 'smtp' });
     }
+    await services.ingest.close();
     await store.close();
   });
 

@@ -187,3 +187,103 @@ test('two first opens of one empty SQLite database at once both succeed (migrati
     rmSync(dataDir, { recursive: true, force: true });
   }
 });
+
+test('a side writer (the ingest writer thread\'s connection) and the store\'s own writes take turns; reads go on', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'mailmux-gc-'));
+  const store = await openStore({ databaseUrl: null, dataDir });
+  const side = await openStore({ databaseUrl: null, dataDir, writerThread: true });
+  try {
+    assert.ok(store.sideWrite);
+    const now = iso(Date.now());
+    const hold = deferred();
+    const order: string[] = [];
+    // The side writer commits, then holds the gate until `hold` is released.
+    const sideDone = store.sideWrite(async () => {
+      await side.transaction(async (tx) => tx.teams.insert({ id: newId('team'), name: 'side', created_at: now }));
+      order.push('side committed');
+      await hold.promise;
+      order.push('side released');
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    const mine = store.transaction(async (tx) => {
+      order.push('store transaction began');
+      await tx.teams.insert({ id: newId('team'), name: 'mine', created_at: now });
+    });
+    const autocommit = store.teams.insert({ id: newId('team'), name: 'single', created_at: now }).then(() => order.push('store autocommit'));
+    // Reads do not wait for the gate, and see the side writer's commit.
+    assert.equal(await store.teams.count(), 1);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(order, ['side committed'], 'the store writes nothing while the side writer holds the gate');
+    hold.resolve();
+    await Promise.all([sideDone, mine, autocommit]);
+    assert.equal(order[1], 'side released');
+    assert.deepEqual(order.slice(2).sort(), ['store autocommit', 'store transaction began']);
+    assert.equal(await store.teams.count(), 3);
+  } finally {
+    await side.close();
+    await store.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+test('afterWrite runs once COMMIT has run, before the transaction resolves; never after a rollback', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'mailmux-gc-'));
+  const store = await openStore({ databaseUrl: null, dataDir });
+  const other = new SqliteDatabase(join(dataDir, 'mailmux.sqlite'), { readonly: true });
+  try {
+    const now = iso(Date.now());
+    const seen: number[] = [];
+    let resolved = false;
+    await store.transaction(async (tx) => {
+      await tx.teams.insert({ id: newId('team'), name: 'a', created_at: now });
+      tx.afterWrite(() => {
+        assert.equal(resolved, false);
+        // Another connection sees the row: the COMMIT has run.
+        seen.push((other.prepare('select count(*) as n from teams').get() as { n: number }).n);
+      });
+      assert.deepEqual(seen, [], 'not inside the transaction');
+    });
+    resolved = true;
+    assert.deepEqual(seen, [1]);
+    await assert.rejects(
+      store.transaction(async (tx) => {
+        await tx.teams.insert({ id: newId('team'), name: 'b', created_at: now });
+        tx.afterWrite(() => seen.push(-1));
+        throw new Error('roll back');
+      }),
+      /roll back/,
+    );
+    await store.transaction(async (tx) => tx.teams.insert({ id: newId('team'), name: 'c', created_at: now }));
+    assert.deepEqual(seen, [1], 'the rolled-back transaction\'s hook never ran, nor on the next commit');
+  } finally {
+    other.close();
+    await store.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+test('the side writer\'s commits count for checkpoints: the WAL stays bounded when only it writes', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'mailmux-gc-'));
+  const store = await openStore({ databaseUrl: null, dataDir });
+  const side = await openStore({ databaseUrl: null, dataDir, writerThread: true });
+  try {
+    const payload = Buffer.alloc(60_000, 7);
+    for (let i = 0; i < 1500; i++) {
+      const blob = Buffer.concat([payload, Buffer.from(String(i))]);
+      const staged = await side.blobs.stage(blob);
+      await store.sideWrite!(() => side.transaction(async (tx) => tx.blobRows.insert([staged])));
+      await side.blobs.release([staged]);
+    }
+    const other = new SqliteDatabase(join(dataDir, 'mailmux.sqlite'));
+    try {
+      const [r] = other.pragma('wal_checkpoint(PASSIVE)') as { log: number }[];
+      assert.ok(r!.log < 15_000, `${r!.log} frames in the WAL after ~22,000 pages of commits`);
+    } finally {
+      other.close();
+    }
+  } finally {
+    await side.close();
+    await store.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});

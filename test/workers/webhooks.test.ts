@@ -476,6 +476,7 @@ describeEachBackend('webhooks with two processes on one database', (backend) => 
         async close() {
           await worker.stop();
           await services.events.stop();
+          await services.ingest.close();
           await store.close();
         },
       });

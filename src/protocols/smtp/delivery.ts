@@ -3,7 +3,7 @@
 // mailbox), and write the incoming log. The caller answers 250 only after this resolves, i.e.
 // after ingest's transaction has committed.
 import type { Services } from '../../services/index.ts';
-import { acceptedRows, type IncomingLogsService, type RefusedDelivery } from '../../services/mail/incoming-logs.ts';
+import { type IncomingLogsService, type RefusedDelivery } from '../../services/mail/incoming-logs.ts';
 import type { AcceptedRecipient } from '../../services/mail/recipients.ts';
 import type { SpamService } from '../../services/mail/spam.ts';
 import { overQuota, recipientReply, REPLIES, type SmtpReply } from './replies.ts';
@@ -108,24 +108,7 @@ export async function deliverMessage(deps: DeliveryDeps, tx: Transaction, client
       enforceQuota: true,
       announce: { sender: tx.sender === '' ? null : tx.sender },
       // The accepted rows commit with the messages: no second write (and fsync) before the 250.
-      incomingLogs: (delivered, parsed) =>
-        acceptedRows(
-          delivered.map((d) => {
-            const mine = recipients.filter((r) => r.mailboxId === d.mailboxId);
-            return {
-              teamId: mine[0]?.teamId ?? '',
-              mailboxId: d.mailboxId,
-              mailboxEmail: mine[0]?.mailboxEmail ?? '',
-              recipients: mine.map((r) => r.address),
-              fromEmail: parsed.from?.email ?? (tx.sender === '' ? null : tx.sender),
-              subject: parsed.subject,
-              rfcMessageId: parsed.message_id,
-              sizeBytes: raw.byteLength,
-              isSpam: spam.isSpam,
-              receivedAt: now,
-            };
-          }),
-        ),
+      incomingLog: { sender: tx.sender === '' ? null : tx.sender },
     });
   } catch (err) {
     services.log.error({ event: 'smtp.ingest_failed', queue_id: tx.queueId, err: (err as Error).message });

@@ -4,15 +4,21 @@
 // folder membership with IMAP UIDs, keywords, full-text entry, thread link, quota and change log.
 // Concurrent deliveries are grouped into one transaction (one fsync on SQLite); no caller is told
 // "stored" before its batch has committed.
+//
+// A batch is plain data (IngestJob), so it can be written by another thread: with SQLite, the app
+// gives ingest a writer thread (app/ingest-writer.ts) that runs writeBatch() below on a second
+// connection, off the event loop that speaks SMTP. Deliveries whose writes include a caller's own
+// (inTransaction: a send's queue rows) are written here, on the store's connection.
 import { iso } from '../../core/clock.ts';
 import { AppError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
 import { parseMessage, type ParsedMessage } from '../../mime/parse.ts';
 import { threadKeys } from '../../mime/threading.ts';
-import type { IncomingLogRow, MailboxRow, MessageRow, Repos, StagedBlob } from '../../store/index.ts';
+import type { EventRow, IncomingLogRow, MailboxRow, MessageRow, Repos, StagedBlob } from '../../store/index.ts';
 import type { ServiceContext } from '../context.ts';
 import type { EventsService } from '../events.ts';
 import { summaryFields } from './views.ts';
+import { acceptedRows } from './incoming-logs.ts';
 import type { FolderRole } from './folders.ts';
 
 /** Subject-only threading joins a thread only if its last message is this recent. */
@@ -39,8 +45,11 @@ export interface IngestInput {
   receivedAt?: number;
   spam?: { isSpam: boolean; score: number | null };
   authResults?: string | null;
-  /** Incoming-log rows for what was stored, written in the same transaction as the messages. */
-  incomingLogs?: (delivered: IngestedMessage[], parsed: ParsedMessage) => IncomingLogRow[];
+  /**
+   * Inbound mail: an accepted incoming-log row for each stored copy, written in the same
+   * transaction as the messages; sender is the envelope sender (null for <>).
+   */
+  incomingLog?: { sender: string | null };
   /** Refuse delivery to a mailbox whose quota this message would exceed (inbound mail); sent copies are always kept. */
   enforceQuota?: boolean;
   /** Inbound mail: emit message.received / message.received.spam for each stored copy, with the envelope sender. */
@@ -66,11 +75,48 @@ export interface IngestResult {
   incomingLogs: IncomingLogRow[];
 }
 
+/** One delivery as a batch's transaction needs it: plain data, which a writer thread can be sent. */
+export interface IngestJob {
+  parsed: ParsedMessage;
+  /** The staged blob: its bytes (`inline`) when the transaction writes them. */
+  blob: { sha256: string; size: number; inline: Buffer | null };
+  targets: IngestTarget[];
+  /** Epoch ms. */
+  receivedAt: number;
+  spam?: { isSpam: boolean; score: number | null };
+  authResults?: string | null;
+  enforceQuota?: boolean;
+  announce?: { sender: string | null };
+  incomingLog?: { sender: string | null };
+}
+
+/** What a job's transaction wrote. */
+export interface JobWritten {
+  delivered: IngestedMessage[];
+  refused: IngestResult['refused'];
+  incomingLogs: IncomingLogRow[];
+  /** The events it appended (a writer thread's caller dispatches them). */
+  events: EventRow[];
+}
+
+export type JobOutcome = { ok: true; written: JobWritten } | { ok: false; error: string };
+
+/** Writes batches somewhere else than on the store's connection (the SQLite writer thread). */
+export interface IngestWriter {
+  /**
+   * Writes the jobs, in one transaction when it can (else one by one); calls written() once no
+   * more of this batch is to be written (its COMMIT has run), and resolves once it is durable.
+   */
+  write(jobs: IngestJob[], written: () => void): Promise<JobOutcome[]>;
+  /** After the last batch: waits for those in flight, then lets go of its connection. */
+  close(): Promise<void>;
+}
+
 interface Job {
-  input: IngestInput;
+  job: IngestJob;
+  inTransaction: IngestInput['inTransaction'];
   parsed: ParsedMessage;
   blob: StagedBlob;
-  blobSha256: string;
   resolve: (r: IngestResult) => void;
   reject: (err: unknown) => void;
 }
@@ -141,8 +187,19 @@ export class IngestService {
     if (input.targets.length === 0) throw new AppError('invalid_parameter', 'no recipients to deliver to');
     const parsed = input.parsed ?? (await parseMessage(input.raw));
     const blob = await this.ctx.store.blobs.stage(input.raw);
+    const job: IngestJob = {
+      parsed,
+      blob: { sha256: blob.sha256, size: blob.size, inline: blob.inline },
+      targets: input.targets,
+      receivedAt: input.receivedAt ?? this.ctx.clock.now(),
+      ...(input.spam ? { spam: input.spam } : {}),
+      ...(input.authResults !== undefined ? { authResults: input.authResults } : {}),
+      ...(input.enforceQuota ? { enforceQuota: true } : {}),
+      ...(input.announce ? { announce: input.announce } : {}),
+      ...(input.incomingLog ? { incomingLog: input.incomingLog } : {}),
+    };
     const result = await new Promise<IngestResult>((resolve, reject) => {
-      this.queue.push({ input, parsed, blob, blobSha256: blob.sha256, resolve, reject });
+      this.queue.push({ job, inTransaction: input.inTransaction, parsed, blob, resolve, reject });
       this.scheduleFlush();
     });
     for (const l of this.listeners) {
@@ -177,11 +234,42 @@ export class IngestService {
         this.writing = false;
         this.scheduleFlush();
       };
-      void this.runBatch(this.queue.splice(0, INGEST_BATCH_MAX), written).finally(written);
+      void this.runBatch(this.takeBatch(), written).finally(written);
     });
   }
 
-  /** Writes and commits one batch; calls written() once its rows are written (its COMMIT follows at once). */
+  /** Deliveries for the writer thread and those written here are never in one batch. */
+  private takeBatch(): Job[] {
+    const remote = this.remote(this.queue[0]!);
+    let n = 1;
+    while (n < this.queue.length && n < INGEST_BATCH_MAX && this.remote(this.queue[n]!) === remote) n++;
+    return this.queue.splice(0, n);
+  }
+
+  private remote(job: Job): boolean {
+    return this.writer !== null && !job.inTransaction;
+  }
+
+  private writer: IngestWriter | null = null;
+
+  /** From now on, batches without writes of their callers go to `writer` (null: back to this connection). */
+  useWriter(writer: IngestWriter | null): void {
+    this.writer = writer;
+  }
+
+  /** The writer batches go to, when not the store's connection. */
+  get writerInUse(): IngestWriter | null {
+    return this.writer;
+  }
+
+  /** Before the store closes: deliveries from now on are written on the store's connection; the writer is closed. */
+  async close(): Promise<void> {
+    const writer = this.writer;
+    this.writer = null;
+    await writer?.close();
+  }
+
+  /** Writes and commits one batch; calls written() once its COMMIT has run (the next batch may start). */
   private async runBatch(batch: Job[], written: () => void): Promise<void> {
     const blobs = batch.map((j) => j.blob);
     try {
@@ -193,49 +281,77 @@ export class IngestService {
       for (const job of batch) job.reject(err);
       return;
     }
-    let results: IngestResult[] | null = null;
+    let outcomes: JobOutcome[];
     try {
-      results = await this.ctx.store.transaction(async (tx) => {
-        const touched = new Touched();
-        const out: IngestResult[] = [];
-        for (const job of batch) out.push(await this.write(tx, job, touched));
-        await touched.record(tx);
-        await tx.blobRows.insert(batch.filter((_, i) => out[i]!.delivered.length > 0).map((j) => j.blob));
-        written();
-        return out;
-      });
+      outcomes =
+        this.writer && this.remote(batch[0]!)
+          ? await this.writer.write(
+              batch.map((j) => j.job),
+              written,
+            )
+          : await this.writeBatch(
+              batch.map((j) => j.job),
+              written,
+              batch.map((j) => j.inTransaction),
+            );
     } catch (err) {
-      // One bad job must not fail the others: retry them one by one.
-      this.ctx.log.warn({ event: 'ingest.batch_retry', size: batch.length, err: (err as Error).message });
+      outcomes = batch.map(() => ({ ok: false, error: (err as Error).message }));
     }
-    if (results) {
-      batch.forEach((job, i) => job.resolve(results[i]!));
-    } else {
-      for (const job of batch) {
-        try {
-          job.resolve(
-            await this.ctx.store.transaction(async (tx) => {
-              const touched = new Touched();
-              const r = await this.write(tx, job, touched);
-              await touched.record(tx);
-              if (r.delivered.length > 0) await tx.blobRows.insert([job.blob]);
-              return r;
-            }),
-          );
-        } catch (err) {
-          job.reject(err);
-        }
-      }
-      written();
-    }
+    batch.forEach((job, i) => {
+      const o = outcomes[i];
+      if (o?.ok) job.resolve({ blobSha256: job.blob.sha256, parsed: job.parsed, delivered: o.written.delivered, refused: o.written.refused, incomingLogs: o.written.incomingLogs });
+      else job.reject(new Error(o?.error ?? 'ingest: no outcome'));
+    });
     await this.ctx.store.blobs.release(blobs);
   }
 
-  private async write(tx: Repos, job: Job, touched: Touched): Promise<IngestResult> {
-    const { input, parsed } = job;
-    const receivedAt = iso(input.receivedAt ?? this.ctx.clock.now());
-    const size = input.raw.byteLength;
+  /**
+   * Writes a batch on this service's store: one transaction, or, when that fails, one per job so
+   * that one bad delivery does not fail the others. Calls written() once no more of it is to be
+   * written; resolves once it is durable. The writer thread runs this too.
+   */
+  async writeBatch(jobs: IngestJob[], written: () => void, inTransaction: IngestInput['inTransaction'][] = []): Promise<JobOutcome[]> {
+    try {
+      return await this.ctx.store.transaction(async (tx) => {
+        const touched = new Touched();
+        const out: JobOutcome[] = [];
+        for (const [i, job] of jobs.entries()) out.push({ ok: true, written: await this.write(tx, job, touched, inTransaction[i]) });
+        await touched.record(tx);
+        await tx.blobRows.insert(jobs.filter((_, i) => (out[i] as { written: JobWritten }).written.delivered.length > 0).map((j) => j.blob));
+        tx.afterWrite(written);
+        return out;
+      });
+    } catch (err) {
+      this.ctx.log.warn({ event: 'ingest.batch_retry', size: jobs.length, err: (err as Error).message });
+    }
+    const out: JobOutcome[] = [];
+    for (const [i, job] of jobs.entries()) {
+      try {
+        out.push({
+          ok: true,
+          written: await this.ctx.store.transaction(async (tx) => {
+            const touched = new Touched();
+            const r = await this.write(tx, job, touched, inTransaction[i]);
+            await touched.record(tx);
+            if (r.delivered.length > 0) await tx.blobRows.insert([job.blob]);
+            return r;
+          }),
+        });
+      } catch (err) {
+        out.push({ ok: false, error: (err as Error).message });
+      }
+    }
+    written();
+    return out;
+  }
+
+  private async write(tx: Repos, input: IngestJob, touched: Touched, inTransaction: IngestInput['inTransaction']): Promise<JobWritten> {
+    const { parsed } = input;
+    const receivedAt = iso(input.receivedAt);
+    const size = input.blob.size;
     const delivered: IngestedMessage[] = [];
+    const events: EventRow[] = [];
+    const logged: Parameters<typeof acceptedRows>[0] = [];
     const refused: IngestResult['refused'] = [];
     const keys = threadKeys(parsed);
     const subjectKey = keys.subject_key ?? '';
@@ -289,7 +405,7 @@ export class IngestService {
           id: messageId,
           mailbox_id: mailbox.id,
           thread_id: threadId,
-          blob_sha256: job.blobSha256,
+          blob_sha256: input.blob.sha256,
           size_bytes: size,
           received_at: receivedAt,
           sent_at: parsed.sent_at,
@@ -332,7 +448,7 @@ export class IngestService {
       });
       if (input.announce) {
         const isSpam = input.spam?.isSpam === true;
-        await this.events.emit(tx, {
+        events.push(await this.events.emit(tx, {
           type: isSpam ? 'message.received.spam' : 'message.received',
           teamId: mailbox.team_id,
           mailboxId: mailbox.id,
@@ -346,6 +462,20 @@ export class IngestService {
             sender: input.announce.sender ?? parsed.from?.email ?? null,
           },
           realtime: realtimeEvent(row, folder.id, mailbox, isSpam, target.recipients ?? [mailbox.email], input.announce.sender ?? parsed.from?.email ?? null),
+        }));
+      }
+      if (input.incomingLog) {
+        logged.push({
+          teamId: mailbox.team_id,
+          mailboxId: mailbox.id,
+          mailboxEmail: mailbox.email,
+          recipients: target.recipients ?? [mailbox.email],
+          fromEmail: parsed.from?.email ?? input.incomingLog.sender,
+          subject: parsed.subject,
+          rfcMessageId: parsed.message_id,
+          sizeBytes: size,
+          isSpam: input.spam?.isSpam === true,
+          receivedAt: input.receivedAt,
         });
       }
       await tx.mailboxes.addUsedBytes(mailbox.id, size);
@@ -353,9 +483,9 @@ export class IngestService {
       touched.quotas.set(mailbox.id, mailbox.team_id);
       delivered.push({ mailboxId: mailbox.id, messageId, threadId, folderId: folder.id });
     }
-    const incomingLogs = input.incomingLogs && delivered.length > 0 ? input.incomingLogs(delivered, parsed) : [];
+    const incomingLogs = acceptedRows(logged);
     await tx.incomingLogs.insert(incomingLogs);
-    if (input.inTransaction) await input.inTransaction(tx, delivered, parsed);
-    return { blobSha256: job.blobSha256, parsed, delivered, refused, incomingLogs };
+    if (inTransaction) await inTransaction(tx, delivered, parsed);
+    return { delivered, refused, incomingLogs, events };
   }
 }

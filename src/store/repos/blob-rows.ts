@@ -11,7 +11,7 @@ export class BlobRowsRepo {
   }
 
   /** Writes the inline bytes of staged blobs; a blob already stored (same digest, same bytes) is kept as is. */
-  async insert(blobs: readonly StagedBlob[]): Promise<void> {
+  async insert(blobs: readonly Pick<StagedBlob, 'sha256' | 'inline'>[]): Promise<void> {
     await this.table.insert(blobs.flatMap((b) => (b.inline ? [{ sha256: b.sha256, data: b.inline }] : [])));
   }
 }

@@ -14,6 +14,8 @@ export interface RepoContext {
   /** True inside store.transaction(). */
   inTransaction?: boolean;
   afterCommit?: (fn: () => void) => void;
+  /** Repos.afterWrite inside a transaction. */
+  afterWrite?: (fn: () => void) => void;
   /** Hot point reads outside a transaction (store/fast-read.ts); absent inside one. */
   fast?: FastRead;
 }

@@ -107,6 +107,38 @@ class Lock {
   }
 }
 
+/**
+ * FIFO lock over writing to the database file from this process: a write transaction (or an
+ * autocommit write) of the store's connection, or a batch written by another connection of this
+ * process (the ingest writer thread, `GroupCommitDriver.sideWrite`). SQLite lets one writer in at a
+ * time; a second connection that tries meanwhile would wait in SQLite's busy handler, which sleeps
+ * on the event loop. Here it waits on a promise instead. tryAcquire is the uncontended fast path.
+ */
+class WriteGate {
+  private held = false;
+  private readonly waiters: (() => void)[] = [];
+  tryAcquire(): (() => void) | null {
+    if (this.held) return null;
+    this.held = true;
+    return this.releaser();
+  }
+  acquire(): Promise<() => void> {
+    const now = this.tryAcquire();
+    if (now) return Promise.resolve(now);
+    return new Promise((resolve) => this.waiters.push(() => resolve(this.releaser())));
+  }
+  private releaser(): () => void {
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const next = this.waiters.shift();
+      if (next) next();
+      else this.held = false;
+    };
+  }
+}
+
 /** better-sqlite3, or a wrapper in front of its prepare() (the statement cache). */
 type Db = { prepare(sql: string): SqliteDatabase.Statement; close(): void };
 
@@ -123,37 +155,55 @@ function pragma(db: Db, setting: string): void {
 class Lease implements DatabaseConnection {
   inTransaction = false;
   private unlock: (() => void) | null;
+  /** Held from BEGIN (or an autocommit write) until the commit is handed on. */
+  private ungate: (() => void) | null = null;
+  private readonly driver: GroupCommitDriver;
   private readonly db: Db;
   private readonly lock: Lock;
-  private readonly wal: WalFlusher;
-  private readonly checkpointer: Checkpointer;
 
-  constructor(db: Db, lock: Lock, wal: WalFlusher, checkpointer: Checkpointer, unlock: () => void) {
+  constructor(driver: GroupCommitDriver, db: Db, lock: Lock, unlock: () => void) {
+    this.driver = driver;
     this.db = db;
     this.lock = lock;
-    this.wal = wal;
-    this.checkpointer = checkpointer;
     this.unlock = unlock;
+  }
+
+  /**
+   * Before BEGIN or an autocommit write: no other writer of this process is writing. While it
+   * waits, the lease lets go of the connection, so reads go on (and a lease that holds the gate is
+   * never stuck behind one waiting for it).
+   */
+  async gate(): Promise<void> {
+    if (this.ungate) return;
+    const now = this.driver.gate.tryAcquire();
+    if (now) {
+      this.ungate = now;
+      return;
+    }
+    const u = this.unlock;
+    this.unlock = null;
+    u?.();
+    this.ungate = await this.driver.gate.acquire();
+    this.unlock = await this.lock.acquire();
+  }
+
+  releaseGate(): void {
+    const u = this.ungate;
+    this.ungate = null;
+    u?.();
   }
 
   /** After a commit: hand the connection on, count the commit for the checkpointer, wait for the flush. */
   async committed(): Promise<void> {
-    // Still holding the connection, outside any transaction: the place SQLite's own checkpoint runs.
-    // The commit has happened: a failed checkpoint must not turn it into an error (the next
-    // finishing step, or SQLite's own on close, copies the WAL).
-    if (this.checkpointer.takeFinishDue() && !(await this.checkpointer.finish())) {
-      try {
-        pragma(this.db, 'wal_checkpoint(PASSIVE)');
-      } catch {
-        // Nothing to undo; the WAL simply does not start over yet.
-      }
-    }
+    // Still holding the connection and the write gate, outside any transaction: the place
+    // SQLite's own checkpoint runs.
+    await this.driver.afterCommit();
     this.release();
-    this.checkpointer.committed();
-    await this.wal.flush();
+    await this.driver.wal.flush();
   }
 
   release(): void {
+    this.releaseGate();
     const u = this.unlock;
     this.unlock = null;
     u?.();
@@ -163,9 +213,9 @@ class Lease implements DatabaseConnection {
    * Runs a statement synchronously; reports whether it may have written. An INSERT, UPDATE or
    * DELETE that touched no row wrote nothing (a worker's claim that found no work): no flush.
    */
-  run(compiledQuery: CompiledQuery): { result: QueryResult<unknown>; wrote: boolean } {
+  run(compiledQuery: CompiledQuery, prepared?: SqliteDatabase.Statement): { result: QueryResult<unknown>; wrote: boolean } {
     const { sql, parameters } = compiledQuery;
-    const stmt = this.db.prepare(sql);
+    const stmt = prepared ?? this.db.prepare(sql);
     if (stmt.reader) {
       const rows = stmt.all(parameters as unknown[]);
       return { result: { rows }, wrote: !stmt.readonly && (rows.length > 0 || !ROW_WRITE.test(sql)) };
@@ -184,11 +234,13 @@ class Lease implements DatabaseConnection {
   async executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
     // Used again after it gave the lock back (a caller holding one connection for several statements).
     if (!this.unlock) this.unlock = await this.lock.acquire();
-    const { result, wrote } = this.run(compiledQuery);
-    if (wrote && !this.inTransaction) {
-      // An autocommit write: hand the connection on, then wait for its flush.
-      await this.committed();
-    }
+    const stmt = this.db.prepare(compiledQuery.sql);
+    if (this.inTransaction) return this.run(compiledQuery, stmt).result as QueryResult<R>;
+    if (!stmt.readonly) await this.gate();
+    const { result, wrote } = this.run(compiledQuery, stmt);
+    // An autocommit write: hand the connection on, then wait for its flush.
+    if (wrote) await this.committed();
+    else this.releaseGate();
     return result as QueryResult<R>;
   }
 
@@ -197,40 +249,98 @@ class Lease implements DatabaseConnection {
   }
 }
 
-class GroupCommitDriver implements Driver {
+export class GroupCommitDriver implements Driver {
   private readonly db: Db;
   private readonly lock = new Lock();
-  private readonly wal: WalFlusher;
-  private readonly checkpointer: Checkpointer;
+  readonly gate = new WriteGate();
+  readonly wal: WalFlusher;
+  /** Null for a connection that leaves checkpoints to another one (the ingest writer thread's). */
+  private readonly checkpointer: Checkpointer | null;
+  /** Armed by onCommitted() for the transaction now running: called right after its COMMIT. */
+  private commitHook: (() => void) | null = null;
 
-  constructor(db: Db, databasePath: string) {
+  constructor(db: Db, databasePath: string, options: { checkpoints?: boolean } = {}) {
     this.db = db;
     this.wal = new WalFlusher(databasePath);
     // The connection leaves checkpoints to the worker; if the worker cannot run, SQLite's own
     // automatic checkpoint (its default threshold) comes back.
     pragma(db, 'wal_autocheckpoint = 0');
-    this.checkpointer = new Checkpointer(databasePath, () => pragma(db, 'wal_autocheckpoint = 1000'));
+    this.checkpointer = options.checkpoints === false ? null : new Checkpointer(databasePath, () => pragma(db, 'wal_autocheckpoint = 1000'));
   }
 
   async init(): Promise<void> {}
 
+  /**
+   * Calls fn right after the COMMIT of the transaction now running on the connection has run, before
+   * it is flushed (it is not durable yet). Called from inside that transaction.
+   */
+  onCommitted(fn: () => void): void {
+    const prev = this.commitHook;
+    this.commitHook = prev ? () => (prev(), fn()) : fn;
+  }
+
+  /**
+   * After a commit by this connection or by a side writer, still holding the write gate: counts it
+   * for the checkpointer, and runs the finishing checkpoint when one is due. The commit has
+   * happened: a failed checkpoint must not turn it into an error (the next finishing step, or
+   * SQLite's own on close, copies the WAL).
+   */
+  async afterCommit(): Promise<void> {
+    if (!this.checkpointer) return;
+    if (this.checkpointer.takeFinishDue() && !(await this.checkpointer.finish())) {
+      try {
+        pragma(this.db, 'wal_checkpoint(PASSIVE)');
+      } catch {
+        // Nothing to undo; the WAL simply does not start over yet.
+      }
+    }
+    this.checkpointer.committed();
+  }
+
+  /**
+   * Runs fn, a write by another connection of this process to the same file (the ingest writer
+   * thread), while this connection writes nothing: fn resolves once its COMMIT has run. Its
+   * commits count towards checkpoints like this connection's own.
+   */
+  async sideWrite<T>(fn: () => Promise<T>): Promise<T> {
+    const release = this.gate.tryAcquire() ?? (await this.gate.acquire());
+    try {
+      const result = await fn();
+      await this.afterCommit();
+      return result;
+    } finally {
+      release();
+    }
+  }
+
   async acquireConnection(): Promise<DatabaseConnection> {
-    return new Lease(this.db, this.lock, this.wal, this.checkpointer, await this.lock.acquire());
+    return new Lease(this, this.db, this.lock, await this.lock.acquire());
   }
 
   async beginTransaction(connection: DatabaseConnection, _settings: TransactionSettings): Promise<void> {
     const lease = connection as Lease;
+    await lease.gate();
     lease.inTransaction = true;
+    this.commitHook = null;
     // IMMEDIATE: the write lock is taken at BEGIN. Against another process writing the same file
     // (the CLI, a second start running migrations) a transaction then waits at BEGIN (busy_timeout)
     // instead of failing later when it first writes over a snapshot that has moved on.
-    lease.run(CompiledQuery.raw('begin immediate'));
+    try {
+      lease.run(CompiledQuery.raw('begin immediate'));
+    } catch (err) {
+      lease.inTransaction = false;
+      lease.releaseGate();
+      throw err;
+    }
   }
 
   async commitTransaction(connection: DatabaseConnection): Promise<void> {
     const lease = connection as Lease;
     lease.run(CompiledQuery.raw('commit'));
     lease.inTransaction = false;
+    const hook = this.commitHook;
+    this.commitHook = null;
+    hook?.();
     // The next transaction may start writing while this one's frames are flushed.
     await lease.committed();
   }
@@ -238,7 +348,12 @@ class GroupCommitDriver implements Driver {
   async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
     const lease = connection as Lease;
     lease.inTransaction = false;
-    lease.run(CompiledQuery.raw('rollback'));
+    this.commitHook = null;
+    try {
+      lease.run(CompiledQuery.raw('rollback'));
+    } finally {
+      lease.releaseGate();
+    }
   }
 
   async releaseConnection(connection: DatabaseConnection): Promise<void> {
@@ -249,7 +364,7 @@ class GroupCommitDriver implements Driver {
     // Whoever still waits for a flush holds its promise; closing does not cancel it.
     await this.wal.flush().catch(() => undefined);
     this.wal.close();
-    await this.checkpointer.close();
+    await this.checkpointer?.close();
     this.db.close();
   }
 }
@@ -273,13 +388,18 @@ class GroupCommitAdapter extends SqliteAdapter {
 export class GroupCommitSqliteDialect extends SqliteDialect {
   private readonly db: Db;
   private readonly databasePath: string;
-  constructor(db: Db, databasePath: string) {
+  private readonly options: { checkpoints?: boolean };
+  /** The driver, once Kysely has created it (the store reaches the write gate through it). */
+  driver: GroupCommitDriver | null = null;
+  constructor(db: Db, databasePath: string, options: { checkpoints?: boolean } = {}) {
     super({ database: db as SqliteDatabase.Database });
     this.db = db;
     this.databasePath = databasePath;
+    this.options = options;
   }
   override createDriver(): Driver {
-    return new GroupCommitDriver(this.db, this.databasePath);
+    this.driver = new GroupCommitDriver(this.db, this.databasePath, this.options);
+    return this.driver;
   }
   override createAdapter(): SqliteAdapter {
     return new GroupCommitAdapter();
