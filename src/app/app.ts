@@ -44,7 +44,7 @@ export async function openServices(config: Config, opts: { log?: Logger; clock?:
   if (opts.maintenance) kick.fn = () => opts.maintenance?.kick();
   // SQLite: ingest's batches are written by a thread of their own (ingest-writer.ts), started at
   // the first delivery; services.ingest.close() stops it.
-  if (store.sideWrite && config.sqliteWriterThread) services.ingest.useWriter(new IngestWriterThread(services));
+  if (store.sideWriter && config.sqliteWriterThread) services.ingest.useWriter(new IngestWriterThread(services, store.sideWriter));
   return { store, services };
 }
 

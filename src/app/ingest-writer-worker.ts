@@ -1,22 +1,22 @@
 // The ingest writer thread (see ingest-writer.ts): a second connection to the store's SQLite file,
-// the same services on it, and IngestService.writeBatch run for each batch the main thread posts.
-// It reports twice per batch: `written` once its COMMIT has run (the main thread may let its own
-// connection write again), `done` once the commit is durable, with each job's outcome and the
-// events it appended.
+// the same services on it, and every job the main thread posts queued with IngestService.enqueue,
+// which batches them as the store's own connection would. Per batch it reports twice: `written`
+// once its COMMIT has run, `done` once it is durable, with each job's outcome and the events it
+// appended.
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../config/config.ts';
 import { openStore } from '../store/index.ts';
 import { createServices } from '../services/index.ts';
-import type { IngestJob } from '../services/mail/ingest.ts';
 import type { Logger } from '../services/context.ts';
+import type { IngestJob, JobOutcome } from '../services/mail/ingest.ts';
 import type { WriterReply, WriterRequest } from './ingest-writer.ts';
 
 const { config } = workerData as { config: Config };
 const port = parentPort!;
 const reply = (r: WriterReply): void => port.postMessage(r);
-// The main thread's clock, read when it posted the batch (tests run on a clock of their own).
-let batchNow = Date.now();
-const clock = { now: () => batchNow };
+// The main thread's clock, read when it posted the newest job (tests run on a clock of their own).
+let now = Date.now();
+const clock = { now: () => now };
 // Log lines go to the main thread's logger.
 const log: Logger = {
   info: (obj) => reply({ type: 'log', level: 'info', obj }),
@@ -30,23 +30,31 @@ let enqueued = false;
 services.webhooks.onEnqueued(() => {
   enqueued = true;
 });
+services.ingest.onBatchWritten((jobs) => reply({ type: 'written', jobs }));
 
-async function write(id: number, jobs: IngestJob[]): Promise<void> {
-  for (const job of jobs) {
-    // Structured clone hands a Buffer over as a plain Uint8Array.
-    const bytes = job.blob.inline as Uint8Array | null;
-    if (bytes && !Buffer.isBuffer(bytes)) job.blob.inline = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+// Outcomes are sent as they settle, those of one batch together (they settle in one turn).
+let done: { id: number; outcome: JobOutcome }[] = [];
+function settled(id: number, outcome: JobOutcome): void {
+  if (done.length === 0) {
+    queueMicrotask(() => {
+      const items = done;
+      done = [];
+      const e = enqueued;
+      enqueued = false;
+      reply({ type: 'done', items, enqueued: e });
+    });
   }
-  let outcomes;
-  try {
-    outcomes = await services.ingest.writeBatch(jobs, () => reply({ type: 'written', id }));
-  } catch (err) {
-    outcomes = jobs.map(() => ({ ok: false as const, error: (err as Error).message }));
-    reply({ type: 'written', id });
-  }
-  const e = enqueued;
-  enqueued = false;
-  reply({ type: 'done', id, outcomes, enqueued: e });
+  done.push({ id, outcome });
+}
+
+function write(id: number, job: IngestJob): void {
+  // Structured clone hands a Buffer over as a plain Uint8Array.
+  const bytes = job.blob.inline as Uint8Array | null;
+  if (bytes && !Buffer.isBuffer(bytes)) job.blob.inline = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  services.ingest.enqueue(job).then(
+    (outcome) => settled(id, outcome),
+    (err: unknown) => settled(id, { ok: false, error: (err as Error).message }),
+  );
 }
 
 port.on('message', (msg: WriterRequest) => {
@@ -54,7 +62,7 @@ port.on('message', (msg: WriterRequest) => {
     void store.close().finally(() => port.close());
     return;
   }
-  batchNow = msg.now;
-  void write(msg.id, msg.jobs);
+  now = msg.now;
+  for (const { id, job } of msg.jobs) write(id, job);
 });
 reply({ type: 'ready' });

@@ -1,55 +1,70 @@
 // The ingest writer thread, main-thread side. On SQLite every statement runs on the thread that
 // calls it, and writing a delivered message (about twenty statements and the COMMIT's WAL writes)
 // costs the event loop about as much as everything else inbound SMTP does: receiving, checking,
-// authenticating and parsing. So ingest's batches are written by a worker thread with its own
-// connection to the same file (ingest-writer-worker.ts runs IngestService.writeBatch there), and
-// the event loop only posts each batch and hears how it went.
+// authenticating and parsing. So deliveries are written by a worker thread with its own
+// connection to the same file (ingest-writer-worker.ts), and the event loop only posts each job and
+// hears how it went.
 //
-// - One batch at a time is being written: the next is posted once the previous one's COMMIT has
-//   run, while its WAL flush is still under way (the same overlap as the store's own connection).
-// - While a batch is written, the store's own connection starts no write (Store.sideWrite, its
-//   write gate): two writers of one process never meet in SQLite's busy handler, which would sleep
-//   on the event loop.
-// - A delivery is acknowledged only from `done`, sent after the worker's commit is durable.
-// - Events the batch appended are dispatched here, as if this thread had committed them.
-// - If the thread fails, the batches in flight fail (their senders get a 4xx and retry) and ingest
-//   writes on the store's connection again.
+// - Jobs are posted as they come; the thread batches them itself, as the store's own connection
+//   does (one transaction for what arrived meanwhile, the next written while the last is flushed).
+// - The write gate (Store.sideWriter): while the thread has jobs to write, this side holds the
+//   gate for it, so the store's own connection starts no write meanwhile and two writers of one
+//   process never meet in SQLite's busy handler, which would sleep on the event loop. When a write
+//   of the store's connection waits, or a finishing checkpoint is due, no more jobs are posted
+//   until the thread has written those it has; then the gate is given back, and taken again (in
+//   turn) for the jobs that came meanwhile.
+// - A delivery is acknowledged only from `done`, sent after the thread's commit is durable. Events
+//   the thread appended are dispatched here, as if this thread had committed them.
+// - If the thread fails, the deliveries in flight fail (their senders get a 4xx and retry), and
+//   ingest writes on the store's connection again.
 import { Worker } from 'node:worker_threads';
 import type { Services } from '../services/index.ts';
 import type { IngestJob, IngestWriter, JobOutcome } from '../services/mail/ingest.ts';
-import type { EventRow } from '../store/index.ts';
+import type { EventRow, SideWriter } from '../store/index.ts';
 
-export type WriterRequest = { type: 'batch'; id: number; now: number; jobs: IngestJob[] } | { type: 'close' };
+export type WriterRequest = { type: 'jobs'; now: number; jobs: { id: number; job: IngestJob }[] } | { type: 'close' };
 export type WriterReply =
   | { type: 'ready' }
-  | { type: 'written'; id: number }
-  | { type: 'done'; id: number; outcomes: JobOutcome[]; enqueued: boolean }
+  | { type: 'written'; jobs: number }
+  | { type: 'done'; items: { id: number; outcome: JobOutcome }[]; enqueued: boolean }
   | { type: 'log'; level: 'info' | 'warn' | 'error'; obj: object };
-
-interface InFlight {
-  written: () => void;
-  done: (outcomes: JobOutcome[]) => void;
-  fail: (err: Error) => void;
-}
 
 export class IngestWriterThread implements IngestWriter {
   private readonly services: Services;
+  private readonly side: SideWriter;
   private worker: Promise<Worker> | null = null;
   private failed = false;
+  private closing = false;
   private seq = 0;
-  private readonly inFlight = new Map<number, InFlight>();
+  /** Submitted, not yet settled. */
+  private readonly pending = new Map<number, (o: JobOutcome) => void>();
+  /** Submitted, not yet posted (waiting for the gate). */
+  private waiting: { id: number; job: IngestJob }[] = [];
+  /** Posted, not yet reported written. */
+  private posted = 0;
+  /** Gives the write gate back; set while this side holds it. */
+  private release: (() => void) | null = null;
+  private acquiring = false;
+  private releasing = false;
+  private postedThisHold = false;
   /** Batches the thread has written and made durable. */
   batchesWritten = 0;
 
-  constructor(services: Services) {
+  constructor(services: Services, side: SideWriter) {
     this.services = services;
+    this.side = side;
   }
 
-  /** Starts the thread at the first batch: a server that never receives mail never starts it. */
+  /** The thread, once started (tests make it fail). */
+  get thread(): Promise<Worker> | null {
+    return this.worker;
+  }
+
+  /** Starts the thread at the first job: a server that never receives mail never starts it. */
   private start(): Promise<Worker> {
     this.worker ??= new Promise<Worker>((resolve, reject) => {
       const worker = new Worker(new URL('./ingest-writer-worker.ts', import.meta.url), { workerData: { config: this.services.config } });
-      // The open SMTP sessions waiting for their batches keep the process up, not the thread.
+      // The open SMTP sessions waiting for their jobs keep the process up, not the thread.
       worker.unref();
       worker.on('message', (r: WriterReply) => {
         if (r.type === 'ready') resolve(worker);
@@ -60,33 +75,101 @@ export class IngestWriterThread implements IngestWriter {
         this.fail(err);
       });
       worker.on('exit', (code) => {
-        reject(new Error(`ingest writer thread exited (${code})`));
-        if (!this.closing) this.fail(new Error(`ingest writer thread exited (${code})`));
+        const err = new Error(`ingest writer thread exited (${code})`);
+        reject(err);
+        if (!this.closing) this.fail(err);
       });
     });
     return this.worker;
   }
 
+  submit(job: IngestJob): Promise<JobOutcome> {
+    if (this.failed) return Promise.resolve({ ok: false, error: 'ingest writer thread failed' });
+    const id = ++this.seq;
+    const outcome = new Promise<JobOutcome>((settle) => this.pending.set(id, settle));
+    this.waiting.push({ id, job });
+    this.pump();
+    return outcome;
+  }
+
+  /** Posts what waits while this side holds the gate and need not give it back; takes the gate when needed. */
+  private pump(): void {
+    if (this.failed || this.waiting.length === 0) return;
+    if (this.release) {
+      if (this.releasing) return;
+      // Each hold of the gate posts at least once (so a steady stream of other writes cannot keep
+      // received mail waiting); after that, a write waiting for the gate goes first.
+      if (this.postedThisHold && this.side.shouldYield()) {
+        if (this.posted === 0) void this.giveBack();
+        return;
+      }
+      this.postedThisHold = true;
+      const jobs = this.waiting;
+      this.waiting = [];
+      this.posted += jobs.length;
+      void this.start().then(
+        (worker) => worker.postMessage({ type: 'jobs', now: this.services.clock.now(), jobs } satisfies WriterRequest),
+        (err: Error) => this.fail(err),
+      );
+      return;
+    }
+    if (this.acquiring) return;
+    this.acquiring = true;
+    void this.side.acquire().then((release) => {
+      this.acquiring = false;
+      this.release = release;
+      this.postedThisHold = false;
+      if (this.waiting.length === 0 || this.failed) void this.giveBack();
+      else this.pump();
+    });
+  }
+
+  /** Nothing posted is left to write: the gate goes back (after a finishing checkpoint, when due). */
+  private async giveBack(): Promise<void> {
+    const release = this.release;
+    if (!release || this.releasing) return;
+    this.releasing = true;
+    try {
+      await this.side.beforeRelease();
+    } finally {
+      this.releasing = false;
+      this.release = null;
+      release();
+    }
+    // Jobs that came meanwhile: take the gate again, in turn.
+    this.pump();
+  }
+
   private reply(r: WriterReply): void {
-    if (r.type === 'log') {
-      this.services.log[r.level](r.obj);
-      return;
+    switch (r.type) {
+      case 'log':
+        this.services.log[r.level](r.obj);
+        return;
+      case 'written':
+        this.posted -= r.jobs;
+        this.side.committed();
+        if (this.posted > 0) return;
+        // The thread has written all it was given: go on with what came meanwhile, or give the gate back.
+        if (this.waiting.length > 0 && !this.side.shouldYield()) this.pump();
+        else void this.giveBack();
+        return;
+      case 'done': {
+        // Committed and durable in this process: dispatch its events as this thread's own.
+        const events: EventRow[] = [];
+        for (const { outcome } of r.items) if (outcome.ok) events.push(...outcome.written.events);
+        this.services.events.adoptCommitted(events);
+        if (r.enqueued) this.services.webhooks.notifyEnqueued();
+        this.batchesWritten++;
+        for (const { id, outcome } of r.items) {
+          const settle = this.pending.get(id);
+          this.pending.delete(id);
+          settle?.(outcome);
+        }
+        return;
+      }
+      case 'ready':
+        return;
     }
-    if (r.type === 'ready') return;
-    const f = this.inFlight.get(r.id);
-    if (!f) return;
-    if (r.type === 'written') {
-      f.written();
-      return;
-    }
-    this.inFlight.delete(r.id);
-    // Committed and durable in this process: dispatch its events as this thread's own.
-    const events: EventRow[] = [];
-    for (const o of r.outcomes) if (o.ok) events.push(...o.written.events);
-    this.services.events.adoptCommitted(events);
-    this.batchesWritten++;
-    if (r.enqueued) this.services.webhooks.notifyEnqueued();
-    f.done(r.outcomes);
   }
 
   private fail(err: Error): void {
@@ -94,55 +177,23 @@ export class IngestWriterThread implements IngestWriter {
     this.failed = true;
     this.services.log.error({ event: 'ingest.writer_thread_failed', err: err.message });
     // From now on the store's own connection writes.
-    this.services.ingest.useWriter(null);
-    for (const f of this.inFlight.values()) f.fail(err);
-    this.inFlight.clear();
+    if (this.services.ingest.writerInUse === this) this.services.ingest.useWriter(null);
+    for (const settle of this.pending.values()) settle({ ok: false, error: `ingest writer thread failed: ${err.message}` });
+    this.pending.clear();
+    this.waiting = [];
+    this.posted = 0;
+    const release = this.release;
+    this.release = null;
+    release?.();
   }
 
-  async write(jobs: IngestJob[], written: () => void): Promise<JobOutcome[]> {
-    const worker = await this.start();
-    const sideWrite = this.services.store.sideWrite;
-    if (!sideWrite) throw new Error('the ingest writer thread needs SQLite');
-    const id = ++this.seq;
-    let outcomes!: Promise<JobOutcome[]>;
-    await sideWrite(
-      () =>
-        new Promise<void>((writtenResolve, writtenReject) => {
-          if (this.failed) throw new Error('ingest writer thread failed');
-          outcomes = new Promise<JobOutcome[]>((resolve, reject) => {
-            this.inFlight.set(id, {
-              written: writtenResolve,
-              done: resolve,
-              fail: (err) => {
-                writtenReject(err);
-                reject(err);
-              },
-            });
-          });
-          // Awaited below, unless the batch fails before its COMMIT (then sideWrite throws).
-          outcomes.catch(() => undefined);
-          const request: WriterRequest = { type: 'batch', id, now: this.services.clock.now(), jobs };
-          worker.postMessage(request);
-        }),
-    );
-    written();
-    return outcomes;
-  }
-
-  private closing = false;
-
-  /** The thread, once started (tests make it fail). */
-  get thread(): Promise<Worker> | null {
-    return this.worker;
-  }
-
-  /** After the last delivery: waits for the batches in flight, then closes the thread's connection. */
+  /** After the last delivery: waits for the jobs in flight, then closes the thread's connection. */
   async close(): Promise<void> {
     this.closing = true;
     const started = this.worker;
     if (!started) return;
     const worker = await started.catch(() => null);
-    while (this.inFlight.size > 0 && !this.failed) await new Promise((r) => setTimeout(r, 5));
+    while (this.pending.size > 0 && !this.failed) await new Promise((r) => setTimeout(r, 5));
     if (!worker) return;
     await new Promise<void>((resolve) => {
       worker.once('exit', () => resolve());

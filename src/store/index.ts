@@ -37,9 +37,10 @@ import { OutboundRepo } from './repos/outbound.ts';
 import { ProvidersRepo } from './repos/providers.ts';
 import { DeliveryLogsRepo } from './repos/delivery-logs.ts';
 import { BlobRowsRepo } from './repos/blob-rows.ts';
-import { GroupCommitSqliteDialect } from './sqlite/group-commit.ts';
+import { GroupCommitSqliteDialect, type SideWriter } from './sqlite/group-commit.ts';
 
 export type { Dialect } from './dialect.ts';
+export type { SideWriter } from './sqlite/group-commit.ts';
 export type { BlobStore, BlobRef, StagedBlob } from './blobs/blob-store.ts';
 export { isUniqueViolation } from './repos/common.ts';
 export type { DomainRow } from './repos/domains.ts';
@@ -105,12 +106,12 @@ export interface Store extends Repos {
   /** Runs fn in one database transaction; everything fn writes commits or rolls back together. */
   transaction<T>(fn: (tx: Repos) => Promise<T>): Promise<T>;
   /**
-   * SQLite: runs fn, a write by another connection of this process to the same file (the ingest
-   * writer thread), while this store's connection writes nothing; fn resolves once its COMMIT has
-   * run, which then counts towards checkpoints. Null on PostgreSQL, whose connections need none of
+   * SQLite: the write gate for a writer on another connection of this process to the same file
+   * (the ingest writer thread): while it holds the gate, this store's connection writes nothing,
+   * and its commits count towards checkpoints. Null on PostgreSQL, whose connections need none of
    * this.
    */
-  readonly sideWrite: (<T>(fn: () => Promise<T>) => Promise<T>) | null;
+  readonly sideWriter: SideWriter | null;
   /** Tells every process sharing the database that events were committed (PostgreSQL NOTIFY; a no-op on SQLite). */
   notifyEvents(): Promise<void>;
   /** Calls fn when another process commits events; returns the unsubscribe. */
@@ -129,7 +130,7 @@ export interface StoreOptions {
   /**
    * SQLite: this store is the ingest writer thread's second connection to a database the process's
    * main store has opened: it runs no migrations (the main store has) and no checkpoints (the main
-   * store's connection does, counting this one's commits through sideWrite).
+   * store's connection does, counting this one's commits through sideWriter).
    */
   writerThread?: boolean;
 }
@@ -338,7 +339,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     ...repos,
     dialect,
     blobs,
-    sideWrite: sqliteDialect ? (fn) => sqliteDialect.driver!.sideWrite(fn) : null,
+    sideWriter: sqliteDialect ? sqliteDialect.driver!.side : null,
     transaction: async (fn) => {
       const hooks: (() => void)[] = [];
       const written: (() => void)[] = [];

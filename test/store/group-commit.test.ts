@@ -193,17 +193,16 @@ test('a side writer (the ingest writer thread\'s connection) and the store\'s ow
   const store = await openStore({ databaseUrl: null, dataDir });
   const side = await openStore({ databaseUrl: null, dataDir, writerThread: true });
   try {
-    assert.ok(store.sideWrite);
+    const gate = store.sideWriter;
+    assert.ok(gate);
     const now = iso(Date.now());
-    const hold = deferred();
     const order: string[] = [];
-    // The side writer commits, then holds the gate until `hold` is released.
-    const sideDone = store.sideWrite(async () => {
-      await side.transaction(async (tx) => tx.teams.insert({ id: newId('team'), name: 'side', created_at: now }));
-      order.push('side committed');
-      await hold.promise;
-      order.push('side released');
-    });
+    // The side writer takes the gate and commits; the store's own writes must wait for the gate.
+    const release = await gate.acquire();
+    await side.transaction(async (tx) => tx.teams.insert({ id: newId('team'), name: 'side', created_at: now }));
+    gate.committed();
+    order.push('side committed');
+    assert.equal(gate.shouldYield(), false, 'nobody waits yet');
     await new Promise((r) => setTimeout(r, 20));
     const mine = store.transaction(async (tx) => {
       order.push('store transaction began');
@@ -214,8 +213,11 @@ test('a side writer (the ingest writer thread\'s connection) and the store\'s ow
     assert.equal(await store.teams.count(), 1);
     await new Promise((r) => setTimeout(r, 50));
     assert.deepEqual(order, ['side committed'], 'the store writes nothing while the side writer holds the gate');
-    hold.resolve();
-    await Promise.all([sideDone, mine, autocommit]);
+    assert.equal(gate.shouldYield(), true, 'a write of the store waits: the side writer should give the gate back');
+    await gate.beforeRelease();
+    order.push('side released');
+    release();
+    await Promise.all([mine, autocommit]);
     assert.equal(order[1], 'side released');
     assert.deepEqual(order.slice(2).sort(), ['store autocommit', 'store transaction began']);
     assert.equal(await store.teams.count(), 3);
@@ -271,7 +273,11 @@ test('the side writer\'s commits count for checkpoints: the WAL stays bounded wh
     for (let i = 0; i < 1500; i++) {
       const blob = Buffer.concat([payload, Buffer.from(String(i))]);
       const staged = await side.blobs.stage(blob);
-      await store.sideWrite!(() => side.transaction(async (tx) => tx.blobRows.insert([staged])));
+      const release = await store.sideWriter!.acquire();
+      await side.transaction(async (tx) => tx.blobRows.insert([staged]));
+      store.sideWriter!.committed();
+      await store.sideWriter!.beforeRelease();
+      release();
       await side.blobs.release([staged]);
     }
     const other = new SqliteDatabase(join(dataDir, 'mailmux.sqlite'));

@@ -5,10 +5,11 @@
 // Concurrent deliveries are grouped into one transaction (one fsync on SQLite); no caller is told
 // "stored" before its batch has committed.
 //
-// A batch is plain data (IngestJob), so it can be written by another thread: with SQLite, the app
-// gives ingest a writer thread (app/ingest-writer.ts) that runs writeBatch() below on a second
-// connection, off the event loop that speaks SMTP. Deliveries whose writes include a caller's own
-// (inTransaction: a send's queue rows) are written here, on the store's connection.
+// A delivery is plain data (IngestJob), so it can be written by another thread: with SQLite, the
+// app gives ingest a writer thread (app/ingest-writer.ts), where another IngestService queues and
+// batches the jobs (enqueue) on a second connection, off the event loop that speaks SMTP.
+// Deliveries whose writes include a caller's own (inTransaction: a send's queue rows) are written
+// here, on the store's connection.
 import { iso } from '../../core/clock.ts';
 import { AppError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
@@ -101,24 +102,20 @@ export interface JobWritten {
 
 export type JobOutcome = { ok: true; written: JobWritten } | { ok: false; error: string };
 
-/** Writes batches somewhere else than on the store's connection (the SQLite writer thread). */
+/** Writes deliveries somewhere else than on the store's connection (the SQLite writer thread). */
 export interface IngestWriter {
-  /**
-   * Writes the jobs, in one transaction when it can (else one by one); calls written() once no
-   * more of this batch is to be written (its COMMIT has run), and resolves once it is durable.
-   */
-  write(jobs: IngestJob[], written: () => void): Promise<JobOutcome[]>;
-  /** After the last batch: waits for those in flight, then lets go of its connection. */
+  /** Writes the job (batched with others there); resolves once it is durable, or with why not. */
+  submit(job: IngestJob): Promise<JobOutcome>;
+  /** After the last delivery: waits for those in flight, then lets go of its connection. */
   close(): Promise<void>;
 }
 
 interface Job {
   job: IngestJob;
   inTransaction: IngestInput['inTransaction'];
-  parsed: ParsedMessage;
-  blob: StagedBlob;
-  resolve: (r: IngestResult) => void;
-  reject: (err: unknown) => void;
+  /** The staged blob this process synced and releases (none for a job another thread staged). */
+  blob: StagedBlob | null;
+  settle: (o: JobOutcome) => void;
 }
 
 const lower = (s: string | null | undefined): string => (s ?? '').toLowerCase();
@@ -198,10 +195,23 @@ export class IngestService {
       ...(input.announce ? { announce: input.announce } : {}),
       ...(input.incomingLog ? { incomingLog: input.incomingLog } : {}),
     };
-    const result = await new Promise<IngestResult>((resolve, reject) => {
-      this.queue.push({ job, inTransaction: input.inTransaction, parsed, blob, resolve, reject });
-      this.scheduleFlush();
-    });
+    let outcome: JobOutcome;
+    if (this.writer && !input.inTransaction) {
+      // The blob file (if any) reaches the disk before the writer thread commits the rows naming it.
+      try {
+        await this.ctx.store.blobs.sync([blob]);
+        outcome = await this.writer.submit(job);
+      } finally {
+        await this.ctx.store.blobs.release([blob]);
+      }
+    } else {
+      outcome = await new Promise<JobOutcome>((settle) => {
+        this.queue.push({ job, inTransaction: input.inTransaction, blob, settle });
+        this.scheduleFlush();
+      });
+    }
+    if (!outcome.ok) throw new Error(outcome.error);
+    const result: IngestResult = { blobSha256: blob.sha256, parsed, delivered: outcome.written.delivered, refused: outcome.written.refused, incomingLogs: outcome.written.incomingLogs };
     for (const l of this.listeners) {
       try {
         l(result);
@@ -227,32 +237,40 @@ export class IngestService {
       this.flushScheduled = false;
       if (this.writing || this.queue.length === 0) return;
       this.writing = true;
+      const batch = this.queue.splice(0, INGEST_BATCH_MAX);
       let signalled = false;
       const written = (): void => {
         if (signalled) return;
         signalled = true;
         this.writing = false;
+        for (const l of this.writtenListeners) l(batch.length);
         this.scheduleFlush();
       };
-      void this.runBatch(this.takeBatch(), written).finally(written);
+      void this.runBatch(batch, written).finally(written);
     });
   }
 
-  /** Deliveries for the writer thread and those written here are never in one batch. */
-  private takeBatch(): Job[] {
-    const remote = this.remote(this.queue[0]!);
-    let n = 1;
-    while (n < this.queue.length && n < INGEST_BATCH_MAX && this.remote(this.queue[n]!) === remote) n++;
-    return this.queue.splice(0, n);
+  /**
+   * Writes a job another thread staged (the writer thread's side of IngestWriter.submit), batched
+   * with the others waiting; resolves once it is durable.
+   */
+  enqueue(job: IngestJob): Promise<JobOutcome> {
+    return new Promise<JobOutcome>((settle) => {
+      this.queue.push({ job, inTransaction: undefined, blob: null, settle });
+      this.scheduleFlush();
+    });
   }
 
-  private remote(job: Job): boolean {
-    return this.writer !== null && !job.inTransaction;
+  private readonly writtenListeners: ((jobs: number) => void)[] = [];
+
+  /** Hears each batch once no more of it is to be written (its COMMIT has run), with its size. */
+  onBatchWritten(fn: (jobs: number) => void): void {
+    this.writtenListeners.push(fn);
   }
 
   private writer: IngestWriter | null = null;
 
-  /** From now on, batches without writes of their callers go to `writer` (null: back to this connection). */
+  /** From now on, deliveries without writes of their callers go to `writer` (null: back to this connection). */
   useWriter(writer: IngestWriter | null): void {
     this.writer = writer;
   }
@@ -271,46 +289,36 @@ export class IngestService {
 
   /** Writes and commits one batch; calls written() once its COMMIT has run (the next batch may start). */
   private async runBatch(batch: Job[], written: () => void): Promise<void> {
-    const blobs = batch.map((j) => j.blob);
+    const blobs = batch.flatMap((j) => (j.blob ? [j.blob] : []));
     try {
       // Every blob file of the batch reaches the disk, together, before the rows that name them
       // commit; blobs the database keeps are written by the transaction itself.
       await this.ctx.store.blobs.sync(blobs);
     } catch (err) {
       await this.ctx.store.blobs.release(blobs);
-      for (const job of batch) job.reject(err);
+      for (const job of batch) job.settle({ ok: false, error: (err as Error).message });
       return;
     }
     let outcomes: JobOutcome[];
     try {
-      outcomes =
-        this.writer && this.remote(batch[0]!)
-          ? await this.writer.write(
-              batch.map((j) => j.job),
-              written,
-            )
-          : await this.writeBatch(
-              batch.map((j) => j.job),
-              written,
-              batch.map((j) => j.inTransaction),
-            );
+      outcomes = await this.writeBatch(
+        batch.map((j) => j.job),
+        written,
+        batch.map((j) => j.inTransaction),
+      );
     } catch (err) {
       outcomes = batch.map(() => ({ ok: false, error: (err as Error).message }));
     }
-    batch.forEach((job, i) => {
-      const o = outcomes[i];
-      if (o?.ok) job.resolve({ blobSha256: job.blob.sha256, parsed: job.parsed, delivered: o.written.delivered, refused: o.written.refused, incomingLogs: o.written.incomingLogs });
-      else job.reject(new Error(o?.error ?? 'ingest: no outcome'));
-    });
+    batch.forEach((job, i) => job.settle(outcomes[i] ?? { ok: false, error: 'ingest: no outcome' }));
     await this.ctx.store.blobs.release(blobs);
   }
 
   /**
    * Writes a batch on this service's store: one transaction, or, when that fails, one per job so
    * that one bad delivery does not fail the others. Calls written() once no more of it is to be
-   * written; resolves once it is durable. The writer thread runs this too.
+   * written; resolves once it is durable.
    */
-  async writeBatch(jobs: IngestJob[], written: () => void, inTransaction: IngestInput['inTransaction'][] = []): Promise<JobOutcome[]> {
+  private async writeBatch(jobs: IngestJob[], written: () => void, inTransaction: IngestInput['inTransaction'][]): Promise<JobOutcome[]> {
     try {
       return await this.ctx.store.transaction(async (tx) => {
         const touched = new Touched();

@@ -108,6 +108,11 @@ export class Checkpointer {
     return worker;
   }
 
+  /** A finishing checkpoint is due (takeFinishDue has not taken it yet). */
+  get finishPending(): boolean {
+    return this.finishDue;
+  }
+
   /** True once after the worker copied a large WAL: the connection should checkpoint the rest now. */
   takeFinishDue(): boolean {
     const due = this.finishDue;

@@ -110,13 +110,16 @@ class Lock {
 /**
  * FIFO lock over writing to the database file from this process: a write transaction (or an
  * autocommit write) of the store's connection, or a batch written by another connection of this
- * process (the ingest writer thread, `GroupCommitDriver.sideWrite`). SQLite lets one writer in at a
+ * process (the ingest writer thread, `GroupCommitDriver.side`). SQLite lets one writer in at a
  * time; a second connection that tries meanwhile would wait in SQLite's busy handler, which sleeps
  * on the event loop. Here it waits on a promise instead. tryAcquire is the uncontended fast path.
  */
 class WriteGate {
   private held = false;
   private readonly waiters: (() => void)[] = [];
+  get waiting(): number {
+    return this.waiters.length;
+  }
   tryAcquire(): (() => void) | null {
     if (this.held) return null;
     this.held = true;
@@ -137,6 +140,22 @@ class WriteGate {
       else this.held = false;
     };
   }
+}
+
+/**
+ * The write gate as a writer on another connection of this process uses it (the ingest writer
+ * thread, app/ingest-writer.ts): it may hold the gate across several of its commits, as long as
+ * it gives it back once shouldYield() says so.
+ */
+export interface SideWriter {
+  /** Waits for the write gate (FIFO with this connection's writes); the function gives it back. */
+  acquire(): Promise<() => void>;
+  /** A write of this connection waits for the gate, or a finishing checkpoint is due: finish what is under way, then give the gate back. */
+  shouldYield(): boolean;
+  /** Counts one of the side writer's commits for the checkpointer. */
+  committed(): void;
+  /** Just before giving the gate back, with no write under way: runs the finishing checkpoint when one is due. */
+  beforeRelease(): Promise<void>;
 }
 
 /** better-sqlite3, or a wrapper in front of its prepare() (the statement cache). */
@@ -280,38 +299,35 @@ export class GroupCommitDriver implements Driver {
   }
 
   /**
-   * After a commit by this connection or by a side writer, still holding the write gate: counts it
-   * for the checkpointer, and runs the finishing checkpoint when one is due. The commit has
+   * After a commit by this connection, still holding the write gate: counts it for the
+   * checkpointer, and runs the finishing checkpoint when one is due. The commit has
    * happened: a failed checkpoint must not turn it into an error (the next finishing step, or
    * SQLite's own on close, copies the WAL).
    */
   async afterCommit(): Promise<void> {
-    if (!this.checkpointer) return;
-    if (this.checkpointer.takeFinishDue() && !(await this.checkpointer.finish())) {
-      try {
-        pragma(this.db, 'wal_checkpoint(PASSIVE)');
-      } catch {
-        // Nothing to undo; the WAL simply does not start over yet.
-      }
-    }
-    this.checkpointer.committed();
+    await this.finishCheckpoint();
+    this.checkpointer?.committed();
   }
 
-  /**
-   * Runs fn, a write by another connection of this process to the same file (the ingest writer
-   * thread), while this connection writes nothing: fn resolves once its COMMIT has run. Its
-   * commits count towards checkpoints like this connection's own.
-   */
-  async sideWrite<T>(fn: () => Promise<T>): Promise<T> {
-    const release = this.gate.tryAcquire() ?? (await this.gate.acquire());
+  private async finishCheckpoint(): Promise<void> {
+    if (!this.checkpointer?.takeFinishDue()) return;
+    if (await this.checkpointer.finish()) return;
     try {
-      const result = await fn();
-      await this.afterCommit();
-      return result;
-    } finally {
-      release();
+      pragma(this.db, 'wal_checkpoint(PASSIVE)');
+    } catch {
+      // Nothing to undo; the WAL simply does not start over yet.
     }
   }
+
+  /** What a writer on another connection of this process (the ingest writer thread) uses. */
+  readonly side: SideWriter = {
+    acquire: async () => this.gate.tryAcquire() ?? (await this.gate.acquire()),
+    shouldYield: () => this.gate.waiting > 0 || (this.checkpointer?.finishPending ?? false),
+    committed: () => this.checkpointer?.committed(),
+    beforeRelease: async () => {
+      await this.finishCheckpoint();
+    },
+  };
 
   async acquireConnection(): Promise<DatabaseConnection> {
     return new Lease(this, this.db, this.lock, await this.lock.acquire());
