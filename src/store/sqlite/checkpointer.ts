@@ -19,13 +19,20 @@ interface CheckpointResult {
   checkpointed: number;
 }
 
-/** Commits between two checkpoint requests. */
-const COMMITS_PER_CHECKPOINT = 64;
+/**
+ * Commits between two checkpoint requests. Each checkpoint ends with an fsync of the database
+ * file, which the disk serves next to the WAL flushes that 250s wait for, and copies a page
+ * written several times since the last one only once: fewer, larger ones cost less. Receiving at
+ * full speed (batches of ~4 messages, ~100 WAL frames a commit), 128 writes ~5 % fewer bytes than
+ * 64 and lets the WAL file reach ~110 MB; 256 was faster still but let it reach 220 MB.
+ */
+const COMMITS_PER_CHECKPOINT = 128;
 /**
  * WAL frames (pages, 4 KiB) from which the connection finishes the worker's checkpoint so the WAL
- * starts over: 32 MiB. The finishing step holds writes for two fsyncs however large the WAL is
- * (the worker has copied nearly all of it), so it is taken rarely: about every 8 s at 100
- * messages/s. SQLite's own threshold, 1,000 pages, would take it every second or so.
+ * starts over: 32 MiB (the WAL is larger by then: the worker's checkpoints run every
+ * COMMITS_PER_CHECKPOINT commits). The finishing step holds writes for two fsyncs however large the
+ * WAL is (the worker has copied nearly all of it), so it is taken rarely; SQLite's own threshold,
+ * 1,000 pages, would take it every second or so.
  */
 const RESTART_FRAMES = 8192;
 
