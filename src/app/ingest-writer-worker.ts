@@ -52,7 +52,8 @@ function write(id: number, job: IngestJob): void {
   const bytes = job.blob.inline as Uint8Array | null;
   if (bytes && !Buffer.isBuffer(bytes)) job.blob.inline = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   services.ingest.enqueue(job).then(
-    (outcome) => settled(id, outcome),
+    // The error itself stays here: only its message crosses (it may not be cloneable).
+    (outcome) => settled(id, outcome.ok ? outcome : { ok: false, error: outcome.error }),
     (err: unknown) => settled(id, { ok: false, error: (err as Error).message }),
   );
 }

@@ -4,6 +4,7 @@
 // transaction fails alone: the others of its batch are stored.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { AppError } from '../../src/core/errors.ts';
 import { describeEachBackend } from '../helpers/backends.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { buildMessage, createMailbox, type TestMailbox } from '../helpers/mail.ts';
@@ -39,26 +40,26 @@ describeEachBackend('ingest batching', (backend) => {
     }
   });
 
-  test('a delivery that fails in its transaction fails alone; the rest of its batch is stored', async () => {
+  test('a delivery that fails in its transaction fails alone, with its own error; the rest of its batch is stored', async () => {
     const box = boxes[0]!;
     const before = await app.services.store.messageQuery.count({ mailboxId: box.id });
     const raws = await Promise.all(Array.from({ length: 20 }, (_, i) => buildMessage({ to: box.email, subject: `mixed ${i}`, messageId: `<m${i}@batch.test>` })));
+    // Every delivery has writes of its own (as a send's have), so all are written on the store's
+    // connection, in shared batches, on both backends.
+    const refusal = new AppError('insufficient_permissions', 'refused by a hook');
     const outcomes = await Promise.allSettled(
       raws.map((raw, i) =>
         app.services.ingest.deliver({
           raw,
           targets: [{ mailboxId: box.id }],
-          ...(i === 7
-            ? {
-                inTransaction: async () => {
-                  throw new Error('refused by a hook');
-                },
-              }
-            : {}),
+          inTransaction: async () => {
+            if (i === 7) throw refusal;
+          },
         }),
       ),
     );
     assert.equal(outcomes[7]!.status, 'rejected');
+    assert.equal((outcomes[7] as PromiseRejectedResult).reason, refusal, 'the caller gets the error its hook threw (an AppError keeps its class and code)');
     assert.equal(outcomes.filter((o) => o.status === 'fulfilled').length, 19);
     assert.equal(await app.services.store.messageQuery.count({ mailboxId: box.id }), before + 19);
     const subjects = (await app.api('GET', '/api/v1/mailbox/messages?limit=100', { token: box.key })).body.data.map((m: { subject: string }) => m.subject);

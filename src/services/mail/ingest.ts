@@ -100,7 +100,12 @@ export interface JobWritten {
   events: EventRow[];
 }
 
-export type JobOutcome = { ok: true; written: JobWritten } | { ok: false; error: string };
+/** cause: the error itself, within one thread (a caller's AppError keeps its class); never posted. */
+export type JobOutcome = { ok: true; written: JobWritten } | { ok: false; error: string; cause?: unknown };
+
+function failed(err: unknown): JobOutcome {
+  return { ok: false, error: (err as Error).message, cause: err };
+}
 
 /** Writes deliveries somewhere else than on the store's connection (the SQLite writer thread). */
 export interface IngestWriter {
@@ -210,7 +215,7 @@ export class IngestService {
         this.scheduleFlush();
       });
     }
-    if (!outcome.ok) throw new Error(outcome.error);
+    if (!outcome.ok) throw outcome.cause ?? new Error(outcome.error);
     const result: IngestResult = { blobSha256: blob.sha256, parsed, delivered: outcome.written.delivered, refused: outcome.written.refused, incomingLogs: outcome.written.incomingLogs };
     for (const l of this.listeners) {
       try {
@@ -296,7 +301,7 @@ export class IngestService {
       await this.ctx.store.blobs.sync(blobs);
     } catch (err) {
       await this.ctx.store.blobs.release(blobs);
-      for (const job of batch) job.settle({ ok: false, error: (err as Error).message });
+      for (const job of batch) job.settle(failed(err));
       return;
     }
     let outcomes: JobOutcome[];
@@ -307,7 +312,7 @@ export class IngestService {
         batch.map((j) => j.inTransaction),
       );
     } catch (err) {
-      outcomes = batch.map(() => ({ ok: false, error: (err as Error).message }));
+      outcomes = batch.map(() => failed(err));
     }
     batch.forEach((job, i) => job.settle(outcomes[i] ?? { ok: false, error: 'ingest: no outcome' }));
     await this.ctx.store.blobs.release(blobs);
@@ -330,6 +335,7 @@ export class IngestService {
         return out;
       });
     } catch (err) {
+      // One bad job must not fail the others: retry them one by one.
       this.ctx.log.warn({ event: 'ingest.batch_retry', size: jobs.length, err: (err as Error).message });
     }
     const out: JobOutcome[] = [];
@@ -346,7 +352,7 @@ export class IngestService {
           }),
         });
       } catch (err) {
-        out.push({ ok: false, error: (err as Error).message });
+        out.push(failed(err));
       }
     }
     written();
