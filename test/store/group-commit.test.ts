@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { openStore } from '../../src/store/index.ts';
+import { openStore, type StagedBlob, type Store } from '../../src/store/index.ts';
 import { Kysely } from 'kysely';
 import { Migrator } from 'kysely/migration';
 import { GroupCommitSqliteDialect, WalFlusher } from '../../src/store/sqlite/group-commit.ts';
@@ -19,6 +19,27 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve!: () => void;
   const promise = new Promise<void>((r) => (resolve = r));
   return { promise, resolve };
+}
+
+/** 1,500 commits of ~60 KB each: ~90 MB (~22,000 pages) through the WAL. */
+async function commitManyBlobs(store: Store, commit: (staged: StagedBlob) => Promise<void>): Promise<void> {
+  const payload = Buffer.alloc(60_000, 7);
+  for (let i = 0; i < 1500; i++) {
+    const staged = await store.blobs.stage(Buffer.concat([payload, Buffer.from(String(i))]));
+    await commit(staged);
+    await store.blobs.release([staged]);
+  }
+}
+
+/** The WAL frames in use after commitManyBlobs (the file itself keeps its largest size when the WAL starts over). */
+function assertWalBounded(dataDir: string): void {
+  const other = new SqliteDatabase(join(dataDir, 'mailmux.sqlite'));
+  try {
+    const [r] = other.pragma('wal_checkpoint(PASSIVE)') as { log: number }[];
+    assert.ok(r!.log < 15_000, `${r!.log} frames in the WAL after ~22,000 pages of commits`);
+  } finally {
+    other.close();
+  }
 }
 
 test('WAL flushes: a caller waits for a flush that started after its call; callers during a flush share the next one', async () => {
@@ -112,24 +133,10 @@ test('the checkpoint worker keeps the WAL bounded while commits go on', async ()
   const store = await openStore({ databaseUrl: null, dataDir });
   try {
     const walPath = join(dataDir, 'mailmux.sqlite-wal');
-    const payload = Buffer.alloc(60_000, 7);
-    // 1,500 commits of ~60 KB: ~90 MB (~22,000 pages) through the WAL. SQLite's own checkpoint is
-    // off on the connection, so only the worker (and the finishing step it asks for, from 8,192
-    // pages on) can let the WAL start over.
-    for (let i = 0; i < 1500; i++) {
-      const blob = Buffer.concat([payload, Buffer.from(String(i))]);
-      const staged = await store.blobs.stage(blob);
-      await store.transaction(async (tx) => tx.blobRows.insert([staged]));
-      await store.blobs.release([staged]);
-    }
-    // Frames in use (the file itself keeps its largest size when the WAL starts over).
-    const other = new SqliteDatabase(join(dataDir, 'mailmux.sqlite'));
-    try {
-      const [r] = other.pragma('wal_checkpoint(PASSIVE)') as { log: number }[];
-      assert.ok(r!.log < 15_000, `${r!.log} frames in the WAL after ~22,000 pages of commits`);
-    } finally {
-      other.close();
-    }
+    // SQLite's own checkpoint is off on the connection, so only the worker (and the finishing
+    // step it asks for, from 8,192 pages on) can let the WAL start over.
+    await commitManyBlobs(store, (staged) => store.transaction(async (tx) => tx.blobRows.insert([staged])));
+    assertWalBounded(dataDir);
     assert.ok(statSync(walPath).size < 70_000_000);
   } finally {
     await store.close();
@@ -269,24 +276,14 @@ test('the side writer\'s commits count for checkpoints: the WAL stays bounded wh
   const store = await openStore({ databaseUrl: null, dataDir });
   const side = await openStore({ databaseUrl: null, dataDir, writerThread: true });
   try {
-    const payload = Buffer.alloc(60_000, 7);
-    for (let i = 0; i < 1500; i++) {
-      const blob = Buffer.concat([payload, Buffer.from(String(i))]);
-      const staged = await side.blobs.stage(blob);
+    await commitManyBlobs(side, async (staged) => {
       const release = await store.sideWriter!.acquire();
       await side.transaction(async (tx) => tx.blobRows.insert([staged]));
       store.sideWriter!.committed();
       await store.sideWriter!.beforeRelease();
       release();
-      await side.blobs.release([staged]);
-    }
-    const other = new SqliteDatabase(join(dataDir, 'mailmux.sqlite'));
-    try {
-      const [r] = other.pragma('wal_checkpoint(PASSIVE)') as { log: number }[];
-      assert.ok(r!.log < 15_000, `${r!.log} frames in the WAL after ~22,000 pages of commits`);
-    } finally {
-      other.close();
-    }
+    });
+    assertWalBounded(dataDir);
   } finally {
     await side.close();
     await store.close();
