@@ -268,7 +268,7 @@ class Lease implements DatabaseConnection {
   }
 }
 
-export class GroupCommitDriver implements Driver {
+class GroupCommitDriver implements Driver {
   private readonly db: Db;
   private readonly lock = new Lock();
   readonly gate = new WriteGate();
@@ -321,7 +321,7 @@ export class GroupCommitDriver implements Driver {
 
   /** What a writer on another connection of this process (the ingest writer thread) uses. */
   readonly side: SideWriter = {
-    acquire: async () => this.gate.tryAcquire() ?? (await this.gate.acquire()),
+    acquire: () => this.gate.acquire(),
     shouldYield: () => this.gate.waiting > 0 || (this.checkpointer?.finishPending ?? false),
     committed: () => this.checkpointer?.committed(),
     beforeRelease: async () => {
