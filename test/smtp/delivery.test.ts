@@ -137,6 +137,41 @@ describeEachBackend('smtp inbound delivery', (backend) => {
     assert.equal((await storedMessages(rig.app, agent.id)).length, before1 + 1);
   });
 
+  test('pipelined groups (RFC 2920): every reply in order, the next group after the message, then STARTTLS', async () => {
+    // Replies written in one turn go out in one socket write: order and content must not change.
+    const client = await session(rig.port);
+    const text = (subject: string): string => `Subject: ${subject}\r\nTo: ${agent.email}\r\n\r\nbody\r\n.\r\n`;
+    client.write(`MAIL FROM:<p1@example.org>\r\nRCPT TO:<nobody@agents.mailmux.test>\r\nRCPT TO:<${agent.email}>\r\nDATA\r\n`);
+    assert.equal((await client.reply()).last, '250 2.1.0 Accepted');
+    assert.match((await client.reply()).last, /^550 5\.1\.1 /);
+    assert.equal((await client.reply()).last, '250 2.1.5 Accepted');
+    assert.equal((await client.reply()).code, 354);
+    // The message's end and the next group in one write, as a pipelining MTA may send them.
+    client.write(`${text('pipelined one')}MAIL FROM:<p2@example.org>\r\nRCPT TO:<${other.email}>\r\nDATA\r\n`);
+    assert.match((await client.reply()).last, /^250 2\.6\.0 Message accepted/);
+    assert.equal((await client.reply()).code, 250);
+    assert.equal((await client.reply()).code, 250);
+    assert.equal((await client.reply()).code, 354);
+    client.write(`${text('pipelined two')}RSET\r\nNOOP\r\n`);
+    assert.match((await client.reply()).last, /^250 2\.6\.0 Message accepted/);
+    assert.equal((await client.reply()).code, 250);
+    assert.equal((await client.reply()).code, 250);
+    // The STARTTLS reply is not held back with the ones before it, and TLS starts cleanly after it.
+    const secure = await client.startTls('mx.mailmux.test');
+    const ehlo = await new Promise<string>((resolve) => {
+      let got = '';
+      secure.on('data', (d: Buffer) => {
+        got += d.toString('latin1');
+        if (/^250 /m.test(got)) resolve(got);
+      });
+      secure.write('EHLO client.example\r\n');
+    });
+    assert.match(ehlo, /^250[- ]/);
+    secure.destroy();
+    assert.equal((await storedMessages(rig.app, agent.id)).filter((m) => m.subject === 'pipelined one').length, 1);
+    assert.equal((await storedMessages(rig.app, other.id)).filter((m) => m.subject === 'pipelined two').length, 1);
+  });
+
   test('RSET and a second transaction on one connection', async () => {
     const client = await session(rig.port);
     await client.command('MAIL FROM:<a@example.org>');

@@ -3,6 +3,7 @@
 // message is stored by ingest before the 250, STARTTLS is offered with the configured or
 // self-signed certificate, and there is no AUTH here (submission is a separate listener).
 import { Resolver as CallbackResolver } from 'node:dns';
+import type { Socket } from 'node:net';
 import { SMTPServer, type SMTPServerSession } from 'smtp-server';
 import { randomString } from '../../core/ids.ts';
 import type { Services } from '../../services/index.ts';
@@ -99,7 +100,7 @@ export async function startInboundSmtp(services: Services, opts: InboundSmtpOpti
    * command-limit tests in test/smtp fail if a library upgrade changes them.
    */
   const instrument = (conn: Connection, state: SessionState): void => {
-    const send = conn.send.bind(conn);
+    const send = batchedReplies(conn);
     conn.send = (code, data, context) => send(code, data, typeof data === 'string' && ENHANCED_PREFIX.test(data) ? false : context);
     const onCommand = conn._onCommand.bind(conn);
     conn._onCommand = (command, callback) => {
@@ -247,5 +248,38 @@ export async function startInboundSmtp(services: Services, opts: InboundSmtpOpti
       });
       return closing;
     },
+  };
+}
+
+/**
+ * smtp-server's `send` for `conn`, with the replies written in one turn of the event loop going out
+ * in one socket write: a pipelined MAIL, RCPT and DATA (RFC 2920) get their three replies in one
+ * segment. A write on a loopback or LAN socket costs tens of microseconds of the event loop
+ * (the kernel's TCP send and receive run in it), and the sender wakes once instead of three times;
+ * with pipelining senders this took a fifth of the event loop's time per message. The socket is
+ * corked at the first reply of a turn and uncorked in the same turn's check phase, after the work
+ * that I/O started (hooks resolve in microtasks) has run, so no reply waits longer than that.
+ * A 220 (the greeting, and the reply to STARTTLS, after which the TLS layer takes the socket over)
+ * flushes what waits and is written at once; closing a socket (`end`) flushes as well.
+ */
+function batchedReplies(conn: Connection): Connection['send'] {
+  const send = conn.send.bind(conn);
+  let corked: Socket | null = null;
+  const flush = (): void => {
+    const socket = corked;
+    corked = null;
+    if (socket && !socket.destroyed) socket.uncork();
+  };
+  return (code, data, context) => {
+    const socket = (conn as unknown as { _socket?: Socket })._socket;
+    if (code === 220) {
+      flush();
+    } else if (socket && corked !== socket && !socket.destroyed) {
+      flush();
+      corked = socket;
+      socket.cork();
+      setImmediate(flush);
+    }
+    send(code, data, context);
   };
 }
