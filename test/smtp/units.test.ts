@@ -6,7 +6,8 @@ import { availableParallelism } from 'node:os';
 import { defaultInspectWorkers, loadConfig } from '../../src/config/config.ts';
 import { prependHeaders, receivedHeader, rfc5322Date, stripOwnAuthResults } from '../../src/protocols/smtp/trace.ts';
 import { recipientReply, overQuota, ENHANCED_PREFIX } from '../../src/protocols/smtp/replies.ts';
-import { builtinRules, headerFacts, scoreOf, SPAM_RULES } from '../../src/services/mail/spam.ts';
+import { builtinRules, headerFacts, headerFactsFromParse, scoreOf, SPAM_RULES } from '../../src/services/mail/spam.ts';
+import { parseMessage } from '../../src/mime/parse.ts';
 import { dateBound, incomingLogView } from '../../src/services/mail/incoming-logs.ts';
 
 const NOW = Date.parse('2026-11-20T10:00:00Z');
@@ -24,6 +25,29 @@ Message-ID: <a1@example.org>`);
 
 test('a well-formed, authenticated message hits no rule', () => {
   assert.deepEqual(builtinRules(headerFacts(GOOD), clean, NOW), []);
+});
+
+test('the header facts of the parse (as inspection made it, trace headers on top) are those of the raw message', async () => {
+  const twice = msg(`From: =?utf-8?Q?J=C3=BCrgen?= <j@example.org>
+Subject: first
+ folded
+Subject: SECOND SUBJECT IN CAPITALS
+Reply-To: other@elsewhere.example
+Date: Fri, 20 Nov 2026 09:00:00 +0000
+Message-ID: <t@example.org>`);
+  const shouty = msg(`From: "support@bank.example" <x@cheap.example>
+Subject: =?utf-8?Q?URGENT_ACTION_REQUIRED!!!?=
+Date: Sat, 28 Nov 2026 09:00:00 +0000
+Message-ID: <b@cheap.example>`);
+  for (const raw of [GOOD, twice, shouty]) {
+    const stored = prependHeaders(raw, ['Authentication-Results: mx.example; spf=none', 'Received: from a by b; Fri, 20 Nov 2026 09:00:00 +0000']);
+    const fromParse = headerFactsFromParse(await parseMessage(stored));
+    assert.ok(fromParse, 'a clean parse gives the facts');
+    assert.deepEqual(fromParse, headerFacts(raw));
+  }
+  assert.equal(headerFactsFromParse(await parseMessage(twice))?.subject, 'first folded', 'the first Subject counts, unfolded');
+  // A parse that found something wrong (here: no From, no Date) is not used: the raw is read again.
+  assert.equal(headerFactsFromParse(await parseMessage(msg('To: agent@agents.mailmux.test'))), null);
 });
 
 test('authentication failures carry their documented weights', () => {

@@ -85,7 +85,7 @@ export async function deliverMessage(deps: DeliveryDeps, tx: Transaction, client
   });
   // Authentication, our trace headers, the parse of the message to store (inspect.ts).
   const { auth, raw, parsed: inspectedParse } = await deps.inspect({ original, ip: client.ip, helo: client.helo, sender: tx.sender, authservId: config.hostname, received });
-  const spam = await deps.spam.classify({ raw: original, auth, ip: client.ip, helo: client.helo, sender: tx.sender, recipients: recipients.map((r) => r.address), queueId: tx.queueId });
+  const spam = await deps.spam.classify({ raw: original, parsed: inspectedParse, auth, ip: client.ip, helo: client.helo, sender: tx.sender, recipients: recipients.map((r) => r.address), queueId: tx.queueId });
   if (spam.action === 'reject' || spam.action === 'defer') {
     services.log.info({ event: 'smtp.spam_refused', queue_id: tx.queueId, action: spam.action, score: spam.score, source: spam.source });
     await logRefusals(deps, refusalsFor(tx, spam.action === 'reject' ? 'spam_rejected' : 'spam_deferred', now, original.byteLength));

@@ -9,6 +9,7 @@ import https from 'node:https';
 import { readHeaderBlock } from '../../mime/header-block.ts';
 import { decodeHeaderText, parseAddresses, parseDate, type ParsedAddress } from '../../mime/header-values.ts';
 import { splitAddress } from '../../mime/addresses.ts';
+import type { ParsedMessage } from '../../mime/parse.ts';
 import type { ServiceContext } from '../context.ts';
 import type { AuthVerdict } from './inbound-auth.ts';
 
@@ -50,20 +51,39 @@ export interface HeaderFacts {
 
 /** The top-level header fields the rules read (bounded by the MIME header reader's limits). */
 export function headerFacts(raw: Buffer): HeaderFacts {
-  const block = readHeaderBlock(raw, 0, raw.length, false);
+  return factsOf(readHeaderBlock(raw, 0, raw.length, false).fields);
+}
+
+/**
+ * The same facts from the parse of the message about to be stored, without reading its header
+ * block again: from the parse's top-level field list (first occurrence of each name, as the header
+ * reader keeps them). Only when that parse found nothing wrong, so the list is complete and no value
+ * was cut; otherwise null, and the caller reads the raw message (headerFacts).
+ */
+export function headerFactsFromParse(parsed: Pick<ParsedMessage, 'headers' | 'problems'>): HeaderFacts | null {
+  if (parsed.problems.length > 0) return null;
+  const fields = new Map<string, string>();
+  for (const { name, value } of parsed.headers) {
+    const lower = name.toLowerCase();
+    if (!fields.has(lower)) fields.set(lower, value);
+  }
+  return factsOf(fields);
+}
+
+function factsOf(fields: ReadonlyMap<string, string>): HeaderFacts {
   const problems = new Set<string>();
-  const from = parseAddresses(block.fields.get('from'), problems, 'from')[0] ?? null;
-  const subjectRaw = block.fields.get('subject');
-  const date = block.fields.get('date');
+  const from = parseAddresses(fields.get('from'), problems, 'from')[0] ?? null;
+  const subjectRaw = fields.get('subject');
+  const date = fields.get('date');
   const sentAt = parseDate(date);
   return {
     from,
     fromDisplayName: from?.name ? decodeHeaderText(from.name) : null,
-    replyTo: parseAddresses(block.fields.get('reply-to'), problems, 'reply-to'),
+    replyTo: parseAddresses(fields.get('reply-to'), problems, 'reply-to'),
     subject: subjectRaw === undefined ? null : decodeHeaderText(subjectRaw),
     hasDate: date !== undefined,
     sentAtMs: sentAt === null ? null : Date.parse(sentAt),
-    hasMessageId: block.fields.has('message-id'),
+    hasMessageId: fields.has('message-id'),
   };
 }
 
@@ -116,6 +136,8 @@ export interface SpamVerdict {
 
 export interface SpamInput {
   raw: Buffer;
+  /** The parse of the message as it will be stored, when the caller has it: its header facts are reused. */
+  parsed?: Pick<ParsedMessage, 'headers' | 'problems'>;
   auth: AuthVerdict | null;
   ip: string;
   helo: string;
@@ -152,8 +174,9 @@ export class SpamService {
     this.ctx = ctx;
   }
 
-  builtin(raw: Buffer, auth: AuthVerdict | null): SpamVerdict {
-    const hits = builtinRules(headerFacts(raw), auth, this.ctx.clock.now());
+  builtin(raw: Buffer, auth: AuthVerdict | null, parsed?: SpamInput['parsed']): SpamVerdict {
+    const facts = (parsed && headerFactsFromParse(parsed)) ?? headerFacts(raw);
+    const hits = builtinRules(facts, auth, this.ctx.clock.now());
     const score = scoreOf(hits);
     const isSpam = score >= this.ctx.config.spamThreshold;
     return { action: isSpam ? 'spam' : 'inbox', isSpam, score, source: 'builtin', rules: hits };
@@ -168,7 +191,7 @@ export class SpamService {
         this.ctx.log.warn({ event: 'spam.rspamd_unavailable', queue_id: input.queueId, err: (err as Error).message });
       }
     }
-    return this.builtin(input.raw, input.auth);
+    return this.builtin(input.raw, input.auth, input.parsed);
   }
 
   private async rspamd(base: string, input: SpamInput): Promise<SpamVerdict> {

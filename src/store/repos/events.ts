@@ -16,10 +16,13 @@ export class EventsRepo {
   }
 
   async append(e: EventInsert): Promise<EventRow> {
-    const r = await inWriteOrder(this.ctx, (db) => insertRows<EventRow>(db, this.ctx.dialect, 'events', { ...e, created_at: iso(this.ctx.clock.now()) }, '*'));
-    const row = r.rows[0];
-    if (!row) throw new Error('event append returned no row');
-    return row;
+    const values = { ...e, created_at: iso(this.ctx.clock.now()) };
+    // Only the new seq comes back: the rest of the row is what was written (the JSON columns are
+    // kilobytes a message; reading them back cost a copy of each).
+    const r = await inWriteOrder(this.ctx, (db) => insertRows<Pick<EventRow, 'seq'>>(db, this.ctx.dialect, 'events', values, ['seq']));
+    const seq = r.rows[0]?.seq;
+    if (seq === undefined) throw new Error('event append returned no seq');
+    return { seq, ...values };
   }
 
   /** Events after `afterSeq`, oldest first: the tail every process follows. */
