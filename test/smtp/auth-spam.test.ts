@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { dkimSign, sealMessage } from 'mailauth';
+import { authenticate, dkimSign, sealMessage } from 'mailauth';
+import { authenticateInbound, authenticationInput, dnsResolver } from '../../src/services/mail/inbound-auth.ts';
 import { describeEachBackend } from '../helpers/backends.ts';
 import { buildMessage, createMailbox, type TestMailbox } from '../helpers/mail.ts';
 import { folderRoleOf, publishTxt, startSmtpRig, storedMessages, storedRaw, transact, type SmtpRig } from '../helpers/smtp.ts';
@@ -78,6 +79,33 @@ describeEachBackend('smtp inbound authentication and spam (built-in score)', (ba
     assert.equal(r.data?.code, 250);
     const row = (await storedMessages(rig.app, agent.id)).find((m) => m.subject === 'Tampered');
     assert.match(row?.auth_results ?? '', /dkim=(fail|neutral)/);
+  });
+
+  test('unsigned mail is authenticated on its header section, with the verdicts and header the whole message gets', async () => {
+    const resolver = dnsResolver(rig.app.services.config.dnsServers);
+    const lf = (b: Buffer): Buffer => Buffer.from(b.toString('latin1').replace(/\r\n/g, '\n'), 'latin1');
+    const cases: [string, Buffer][] = [
+      ['clean', await buildMessage({ from: 'news@good.example', to: agent.email, subject: 'Plain', text: 'body\r\n\r\nmore' })],
+      ['DMARC p=reject failing', await buildMessage({ from: 'ceo@strict.example', to: agent.email, subject: 'Wire', text: 'pay now' })],
+      ['bare LF line ends', lf(await buildMessage({ from: 'news@good.example', to: agent.email, subject: 'LF', text: 'a\nb' }))],
+      ['empty body', Buffer.from(`From: a@lax.example\r\nTo: ${agent.email}\r\nSubject: empty\r\n\r\n`)],
+    ];
+    for (const [name, raw] of cases) {
+      const head = authenticationInput(raw);
+      assert.ok(head.length < raw.length || name === 'empty body', `${name}: only the header section is read`);
+      for (const sender of ['bounces@good.example', 'x@strict.example']) {
+        const opts = { ip: '127.0.0.1', helo: 'client.example', sender, mta: 'mx.mailmux.test', resolver, disableBimi: true, trustReceived: false };
+        const whole = await authenticate(raw, opts);
+        const got = await authenticateInbound({ raw, ip: opts.ip, helo: opts.helo, sender }, opts.mta, resolver);
+        assert.equal(got.error, null);
+        assert.equal(got.verdict.headerValue, /^Authentication-Results: ([^]*?)\r?\n(?=\S|$)/m.exec(whole.headers)?.[1]?.replace(/\r?\n/g, '\r\n'), `${name}, ${sender}`);
+      }
+    }
+    // Signed or sealed mail is read whole: its body is hashed.
+    const signedRaw = await signed(await buildMessage({ from: 'news@good.example', to: agent.email, subject: 'S' }), 'good.example', 'mail');
+    assert.equal(authenticationInput(signedRaw), signedRaw);
+    const sealed = Buffer.concat([Buffer.from('ARC-Seal: i=1; a=rsa-sha256; cv=none; d=x; s=y; b=\r\n'), await buildMessage({ to: agent.email })]);
+    assert.equal(authenticationInput(sealed), sealed);
   });
 
   test('SPF fail is recorded; with no DMARC policy and clean headers it is not enough for spam', async () => {
