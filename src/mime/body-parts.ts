@@ -153,8 +153,22 @@ export function decodedSize(raw: Buffer, e: MimeEntity): { size: number; damaged
 
 const KNOWN_CODE_PAGE = /^(?:cp|windows|ms|ibm)\d+$/;
 
+/** Answers of charsetKnown (a TextDecoder is built to ask): labels seen, bounded. */
+const charsetAnswers = new Map<string, boolean>();
+const CHARSET_ANSWERS_MAX = 256;
+
 /** Whether a charset label decodes as itself; postal-mime falls back to windows-1252 otherwise. */
 export function charsetKnown(label: string): boolean {
+  let known = charsetAnswers.get(label);
+  if (known === undefined) {
+    known = charsetKnownUncached(label);
+    if (charsetAnswers.size >= CHARSET_ANSWERS_MAX) charsetAnswers.clear();
+    charsetAnswers.set(label, known);
+  }
+  return known;
+}
+
+function charsetKnownUncached(label: string): boolean {
   const candidates = [label, label.replace(/^(?:x-ms-|x-|cs)/, ''), label.replace(/^(?:x-ms-|x-|cs)/, '').replace(/[\s._-]+/g, '')];
   for (const c of candidates) {
     try {
@@ -211,7 +225,10 @@ export function transferDecode(body: Buffer, encoding: string): Buffer {
  */
 export async function decodeText(raw: Buffer, e: MimeEntity): Promise<string> {
   const direct = directDecoder(e);
-  if (direct) return direct.decode(crlfToLf(transferDecode(raw.subarray(e.body_start, e.body_end), e.encoding)));
+  // CR and LF are single bytes in these charsets and never part of a multi-byte sequence, so line
+  // ends are the same before and after decoding; replaceAll on the text is 3-4x faster than
+  // crlfToLf on the bytes (measured at 10 KB and at 1 MB; node 24).
+  if (direct) return direct.decode(transferDecode(raw.subarray(e.body_start, e.body_end), e.encoding)).replaceAll('\r\n', '\n');
   return decodeTextViaPostalMime(raw, e);
 }
 
@@ -257,9 +274,9 @@ export async function decodeTextViaPostalMime(raw: Buffer, e: MimeEntity): Promi
 const CRLF = Buffer.from('\r\n', 'latin1');
 
 /**
- * CRLF to LF on bytes (for ASCII-compatible charsets): string replace is ~15x slower on big bodies,
- * and a byte-at-a-time loop ~5x slower than copying the runs between line ends. A CR not followed
- * by LF is kept.
+ * CRLF to LF on bytes (for ASCII-compatible charsets), for the bytes handed to postal-mime: a
+ * byte-at-a-time loop is ~5x slower than copying the runs between line ends. A CR not followed by
+ * LF is kept.
  */
 export function crlfToLf(bytes: Buffer): Buffer {
   let end = bytes.indexOf(CRLF);

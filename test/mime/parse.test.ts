@@ -63,8 +63,8 @@ test('text parts in UTF-8, ASCII and Latin-1 decode directly exactly as through 
   const dirs = ['test/fixtures/eml', 'test/fixtures/eml/hostile', 'test/fixtures/clean'];
   const raws: Buffer[] = [];
   for (const dir of dirs) for (const f of readdirSync(dir)) if (f.endsWith('.eml')) raws.push(readFileSync(`${dir}/${f}`));
-  // Bytes the fixtures may lack: a BOM, invalid UTF-8, 8-bit bytes under an ASCII label, bare CRs, NUL.
-  const bodies = [Buffer.from([0xef, 0xbb, 0xbf, 0x68, 0x69, 0x0d, 0x0a]), Buffer.from([0x61, 0xc3, 0x28, 0xe2, 0x82, 0x0d, 0x62, 0x00, 0x0a]), Buffer.from('caf\xe9 \xa4\x80\x9f\r\n\r\nend', 'latin1')];
+  // Bytes the fixtures may lack: a BOM, invalid UTF-8 (also cut off right before a CRLF), 8-bit bytes under an ASCII label, bare CRs, NUL.
+  const bodies = [Buffer.from([0xef, 0xbb, 0xbf, 0x68, 0x69, 0x0d, 0x0a]), Buffer.from([0x61, 0xc3, 0x28, 0xe2, 0x82, 0x0d, 0x62, 0x00, 0x0a]), Buffer.from('caf\xe9 \xa4\x80\x9f\r\n\r\nend', 'latin1'), Buffer.from([0xe2, 0x82, 0x0d, 0x0a, 0x41, 0xc3, 0x0d, 0x0a, 0xf0, 0x9f, 0x98, 0x0d, 0x0a])];
   for (const charset of ['', 'utf-8', 'UTF8', ' us-ascii ', 'iso-8859-1', 'windows-1252', 'latin1']) {
     for (const [i, body] of bodies.entries()) {
       for (const cte of ['8bit', 'base64', 'quoted-printable']) {
