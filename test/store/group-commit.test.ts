@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { openStore, type StagedBlob, type Store } from '../../src/store/index.ts';
-import { Kysely } from 'kysely';
+import { Kysely, sql } from 'kysely';
 import { Migrator } from 'kysely/migration';
 import { GroupCommitSqliteDialect, WalFlusher } from '../../src/store/sqlite/group-commit.ts';
 import { migrationProvider } from '../../src/store/migrations/index.ts';
@@ -287,6 +287,45 @@ test('the side writer\'s commits count for checkpoints: the WAL stays bounded wh
   } finally {
     await side.close();
     await store.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+test('when the checkpoint worker is gone, this connection checkpoints for the side writer: the WAL stays bounded', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'mailmux-gc-'));
+  const path = join(dataDir, 'mailmux.sqlite');
+  const file = new SqliteDatabase(path);
+  file.pragma('journal_mode = WAL');
+  const dialect = new GroupCommitSqliteDialect(file, path);
+  const db = new Kysely<Record<string, never>>({ dialect });
+  // The side writer's connection, as the ingest writer thread has it: no checkpoints of its own.
+  const side = new SqliteDatabase(path);
+  side.pragma('wal_autocheckpoint = 0');
+  try {
+    await sql`CREATE TABLE t (x BLOB)`.execute(db);
+    const insert = side.prepare('INSERT INTO t (x) VALUES (?)');
+    const payload = Buffer.alloc(60_000, 7);
+    const commit = async (): Promise<void> => {
+      const release = await dialect.driver!.side.acquire();
+      insert.run(payload);
+      dialect.driver!.side.committed();
+      await dialect.driver!.side.beforeRelease();
+      release();
+    };
+    // Enough commits for the checkpoint worker to start; then its thread is killed.
+    const checkpointer = (dialect.driver as unknown as { checkpointer: { worker: { terminate(): Promise<number> } | null; unavailable: boolean } }).checkpointer;
+    for (let i = 0; i < 200 && !checkpointer.worker; i++) await commit();
+    assert.ok(checkpointer.worker, 'the checkpoint worker started');
+    await checkpointer.worker.terminate();
+    const deadline = Date.now() + 5000;
+    while (!checkpointer.unavailable && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(checkpointer.unavailable, true, 'the checkpointer sees its thread gone');
+    // ~22,000 pages of side commits.
+    for (let i = 0; i < 1500; i++) await commit();
+    assertWalBounded(dataDir);
+  } finally {
+    side.close();
+    await db.destroy();
     rmSync(dataDir, { recursive: true, force: true });
   }
 });

@@ -111,8 +111,17 @@ export class Checkpointer {
     worker.unref();
     // Never take the process down for it: fall back to SQLite's checkpoints in the commit.
     worker.on('error', () => this.fail());
+    // A thread that ends without an error (terminated, or exited) answers no more requests either.
+    worker.on('exit', () => {
+      if (!this.closed && this.worker === worker) this.fail();
+    });
     worker.on('message', (r: CheckpointResult | null) => this.replies.shift()?.onReply(r));
     return worker;
+  }
+
+  /** The worker could not run or has gone: the caller checkpoints by other means (onFailure). */
+  get unavailable(): boolean {
+    return this.failed;
   }
 
   /** A finishing checkpoint is due (takeFinishDue has not taken it yet). */

@@ -268,6 +268,12 @@ class Lease implements DatabaseConnection {
   }
 }
 
+/**
+ * Side-writer commits between two checkpoints this connection runs for them when the checkpoint
+ * worker is gone: at ~100 WAL pages a receiving commit, about SQLite's own threshold (1,000 pages).
+ */
+const FALLBACK_SIDE_COMMITS = 10;
+
 class GroupCommitDriver implements Driver {
   private readonly db: Db;
   private readonly lock = new Lock();
@@ -319,13 +325,36 @@ class GroupCommitDriver implements Driver {
     }
   }
 
+  /** Commits of the side writer since this connection last checkpointed for it (without the worker). */
+  private sideCommits = 0;
+
+  /**
+   * Without the checkpoint worker, SQLite's own checkpoints are back on this connection, but they run
+   * only in its own commits, and the side writer's connection has them off: so every
+   * FALLBACK_SIDE_COMMITS of the side writer's commits this connection checkpoints, between two of
+   * its holds of the gate (on the event loop, as SQLite's own checkpoint would in a commit).
+   */
+  private get sideCheckpointDue(): boolean {
+    return (this.checkpointer?.unavailable ?? false) && this.sideCommits >= FALLBACK_SIDE_COMMITS;
+  }
+
   /** What a writer on another connection of this process (the ingest writer thread) uses. */
   readonly side: SideWriter = {
     acquire: () => this.gate.acquire(),
-    shouldYield: () => this.gate.waiting > 0 || (this.checkpointer?.finishPending ?? false),
-    committed: () => this.checkpointer?.committed(),
+    shouldYield: () => this.gate.waiting > 0 || (this.checkpointer?.finishPending ?? false) || this.sideCheckpointDue,
+    committed: () => {
+      this.sideCommits++;
+      this.checkpointer?.committed();
+    },
     beforeRelease: async () => {
       await this.finishCheckpoint();
+      if (!this.sideCheckpointDue) return;
+      this.sideCommits = 0;
+      try {
+        pragma(this.db, 'wal_checkpoint(PASSIVE)');
+      } catch {
+        // Busy: the next one tries again.
+      }
     },
   };
 
