@@ -76,6 +76,8 @@ async function fill(env: Record<string, string>): Promise<string> {
     await services.ingest.deliver({ raw: message(i, 'bench@bench.mailmux.test'), targets: [{ mailboxId }], receivedAt: Date.UTC(2026, 0, 1) + i * 60_000 });
   });
   const fillSeconds = (performance.now() - t0) / 1000;
+  // The ingest writer thread first (it would keep this process alive), then the store.
+  await services.ingest.close();
   await store.close();
   console.log(`filled ${total} messages in ${fillSeconds.toFixed(1)} s (${Math.round(total / fillSeconds)} msg/s through ingest, batch commits)`);
   return created.credential!.secret;

@@ -343,7 +343,7 @@ class GroupCommitDriver implements Driver {
     acquire: () => this.gate.acquire(),
     shouldYield: () => this.gate.waiting > 0 || (this.checkpointer?.finishPending ?? false) || this.sideCheckpointDue,
     committed: () => {
-      this.sideCommits++;
+      if (this.checkpointer?.unavailable) this.sideCommits++;
       this.checkpointer?.committed();
     },
     beforeRelease: async () => {
