@@ -108,6 +108,45 @@ describeEachBackend('smtp inbound authentication and spam (built-in score)', (ba
     assert.equal(authenticationInput(sealed), sealed);
   });
 
+  test('verdicts reused for unsigned mail are a fresh check\'s: another author, envelope or client gets its own', async () => {
+    const resolver = dnsResolver(rig.app.services.config.dnsServers);
+    const mta = 'mx.mailmux.test';
+    const fresh = async (raw: Buffer, sender: string, ip: string): Promise<string | undefined> => {
+      const r = await authenticate(raw, { ip, helo: 'client.example', sender, mta, resolver, disableBimi: true, trustReceived: false });
+      return /^Authentication-Results: ([^]*?)\r?\n(?=\S|$)/m.exec(r.headers)?.[1]?.replace(/\r?\n/g, '\r\n');
+    };
+    const check = (raw: Buffer, sender: string, ip: string) => authenticateInbound({ raw, ip, helo: 'client.example', sender }, mta, resolver);
+    const mk = (from: string, subject: string, headers: Record<string, string> = {}): Promise<Buffer> => buildMessage({ from, to: agent.email, subject, text: `${subject} body`, headers });
+    const good1 = await mk('news@good.example', 'one');
+    const good2 = await mk('news@good.example', 'two', { Received: 'from a.example by b.example; Fri, 20 Nov 2026 09:00:00 +0000', 'X-Mailer': 'from nowhere' });
+    // The same envelope with another author: DMARC fails for strict.example.
+    const strict = await mk('ceo@strict.example', 'three');
+    // An author on a folded line, and a Subject whose folded line looks like a From.
+    const folded = Buffer.from(`Subject: s\r\n From: news@good.example\r\nFrom: "CEO"\r\n <ceo@strict.example>\r\nTo: ${agent.email}\r\n\r\nbody\r\n`);
+    const foldedGood = Buffer.from(folded.toString('latin1').replace(' <ceo@strict.example>', ' <news@good.example>'), 'latin1');
+    const first = await check(good1, 'bounces@good.example', '127.0.0.1');
+    const again = await check(good2, 'bounces@good.example', '127.0.0.1');
+    assert.equal(again.verdict, first.verdict, 'the same client, envelope and author: the verdicts are reused');
+    const cases: [Buffer, string, string][] = [
+      [good1, 'bounces@good.example', '127.0.0.1'],
+      [good2, 'bounces@good.example', '127.0.0.1'],
+      [strict, 'bounces@good.example', '127.0.0.1'],
+      [folded, 'bounces@good.example', '127.0.0.1'],
+      [foldedGood, 'bounces@good.example', '127.0.0.1'],
+      [good1, 'x@strict.example', '127.0.0.1'],
+      [good1, 'bounces@good.example', '192.0.2.10'],
+      [strict, 'x@strict.example', '192.0.2.10'],
+      [good2, 'bounces@good.example', '127.0.0.1'],
+    ];
+    const seen = new Set<string>();
+    for (const [raw, sender, ip] of cases) {
+      const got = (await check(raw, sender, ip)).verdict.headerValue;
+      assert.equal(got, await fresh(raw, sender, ip), `${sender} from ${ip}`);
+      seen.add(got);
+    }
+    assert.ok(seen.size >= 4, 'the cases get different verdicts');
+  });
+
   test('SPF fail is recorded; with no DMARC policy and clean headers it is not enough for spam', async () => {
     const r = await transact(rig.port, 'someone@lax.example', [agent.email], await buildMessage({ from: 'someone@lax.example', to: agent.email, subject: 'Lax' }));
     assert.equal(r.data?.code, 250);

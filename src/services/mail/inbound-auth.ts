@@ -1,7 +1,9 @@
 // Sender authentication of inbound mail with mailauth: SPF (client IP, HELO, MAIL FROM), DKIM,
 // DMARC and ARC, looked up through the configured DNS servers. The verdicts become one
 // Authentication-Results header (RFC 8601) on top of the stored message, a one-line copy in the
-// index, and inputs to the spam score.
+// index, and inputs to the spam score. Unsigned mail is checked on its header section, and its
+// verdicts are reused for a few seconds for mail from the same client, envelope sender and author
+// (authenticateInbound): mailauth was the largest cost of a received message on the event loop.
 import { Resolver } from 'node:dns/promises';
 import type { AuthenticateResult, DNSResolver } from 'mailauth';
 import type * as Mailauth from 'mailauth';
@@ -109,14 +111,85 @@ export function authenticationInput(raw: Buffer): Buffer {
 }
 
 /**
+ * How long the verdicts of an unsigned message are reused for another with the same envelope and
+ * the same author fields (verdictKey). Short, and well below the DNS answers' DNS_CACHE_TTL_MS: a
+ * verdict is only ever as old as the answers it was made from, plus this.
+ */
+export const VERDICT_CACHE_TTL_MS = 10_000;
+const VERDICT_CACHE_MAX = 10_000;
+
+/**
+ * Header fields whose content the verdicts of unsigned mail do not depend on: mailauth's DKIM and
+ * ARC steps read From and, for the null sender, Return-Path; the Received chain it parses is only
+ * used with trustReceived (off) and is not part of AuthVerdict. Left out of the verdict key, so
+ * mail that differs only in them (every message does, in Message-ID, Date, Received...) shares a
+ * verdict.
+ */
+const PER_MESSAGE_FIELD =
+  /^(?:to|cc|subject|date|message-id|mime-version|content-[a-z-]+|in-reply-to|references|reply-to|received|received-spf|authentication-results|delivered-to|x-[a-z0-9-]+|list-[a-z-]+|user-agent|thread-[a-z-]+|importance|precedence|feedback-id)[ \t]*:/i;
+
+/**
+ * What the verdicts of an unsigned message depend on, as one string: our name, the client's
+ * address and HELO, the envelope sender, and the header section without the fields above and
+ * their folded lines (a line starting with a space or a tab, which mailauth appends to the field
+ * before it as well). Any line that is not plainly one of those stays in: keeping more than
+ * mailauth reads only costs cache hits, never a wrong verdict. Null for the null sender (mailauth
+ * then reads Return-Path).
+ */
+function verdictKey(input: AuthInput, authservId: string, head: Buffer): string | null {
+  if (input.sender === '') return null;
+  const kept: string[] = [];
+  let dropping = false;
+  for (const line of head.toString('latin1').split('\n')) {
+    if (dropping && (line.startsWith(' ') || line.startsWith('\t'))) continue;
+    dropping = PER_MESSAGE_FIELD.test(line);
+    if (!dropping) kept.push(line);
+  }
+  return [authservId, input.ip, input.helo, input.sender, ...kept].join('\n');
+}
+
+/** Verdicts reused (verdictKey), per resolver: tests with their own DNS servers do not share them. */
+const verdictCaches = new WeakMap<DNSResolver, Map<string, { until: number; verdict: AuthVerdict }>>();
+
+/** A verdict built from definite DNS answers only: one with a temporary failure in it is not reused. */
+function definite(v: AuthVerdict): boolean {
+  return ![v.spf, v.dkim, v.dmarc.result, v.arc].some((r) => r === 'temperror');
+}
+
+/**
+ * Runs every check (see runChecks). Unsigned mail from the same client, envelope sender and author
+ * as a message checked in the last VERDICT_CACHE_TTL_MS gets that message's verdicts (the same
+ * object, read only): they are made from the same inputs and the same cached DNS answers. A sender
+ * sending a burst (notifications, an agent replying in a thread) is checked once per burst.
+ */
+export async function authenticateInbound(input: AuthInput, authservId: string, resolver: DNSResolver): Promise<{ verdict: AuthVerdict; error: string | null }> {
+  const checked = authenticationInput(input.raw);
+  const key = checked === input.raw ? null : verdictKey(input, authservId, checked);
+  let cache = verdictCaches.get(resolver);
+  if (!cache) {
+    cache = new Map();
+    verdictCaches.set(resolver, cache);
+  }
+  const now = Date.now();
+  const hit = key === null ? undefined : cache.get(key);
+  if (hit && hit.until > now) return { verdict: hit.verdict, error: null };
+  const result = await runChecks({ ...input, raw: checked }, authservId, resolver);
+  if (key !== null && result.error === null && definite(result.verdict)) {
+    if (cache.size >= VERDICT_CACHE_MAX) cache.clear();
+    cache.set(key, { until: now + VERDICT_CACHE_TTL_MS, verdict: result.verdict });
+  }
+  return result;
+}
+
+/**
  * Runs every check. A failure inside mailauth (not a failing verdict: a bug or an exhausted
  * resource) yields temperror verdicts, with the error's message, rather than refusing mail that
  * may well be legitimate. Runs on the event loop or in an inspection worker (protocols/smtp).
  */
-export async function authenticateInbound(input: AuthInput, authservId: string, resolver: DNSResolver): Promise<{ verdict: AuthVerdict; error: string | null }> {
+async function runChecks(input: AuthInput, authservId: string, resolver: DNSResolver): Promise<{ verdict: AuthVerdict; error: string | null }> {
   try {
     const { authenticate } = await loadMailauth();
-    const result = await authenticate(authenticationInput(input.raw), {
+    const result = await authenticate(input.raw, {
       ip: input.ip,
       helo: input.helo,
       sender: input.sender,
