@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { openStore, type StagedBlob, type Store } from '../../src/store/index.ts';
+import { openStore, type SideWriter, type StagedBlob, type Store } from '../../src/store/index.ts';
 import { Kysely, sql } from 'kysely';
 import { Migrator } from 'kysely/migration';
 import { GroupCommitSqliteDialect, WalFlusher } from '../../src/store/sqlite/group-commit.ts';
@@ -29,6 +29,15 @@ async function commitManyBlobs(store: Store, commit: (staged: StagedBlob) => Pro
     await commit(staged);
     await store.blobs.release([staged]);
   }
+}
+
+/** One hold of the gate by a side writer, as the ingest writer thread does it: its write, counted as a commit, then the gate back. */
+async function sideCommit(side: SideWriter, write: () => unknown): Promise<void> {
+  const release = await side.acquire();
+  await write();
+  side.committed();
+  await side.beforeRelease();
+  release();
 }
 
 /** The WAL frames in use after commitManyBlobs (the file itself keeps its largest size when the WAL starts over). */
@@ -276,13 +285,7 @@ test('the side writer\'s commits count for checkpoints: the WAL stays bounded wh
   const store = await openStore({ databaseUrl: null, dataDir });
   const side = await openStore({ databaseUrl: null, dataDir, writerThread: true });
   try {
-    await commitManyBlobs(side, async (staged) => {
-      const release = await store.sideWriter!.acquire();
-      await side.transaction(async (tx) => tx.blobRows.insert([staged]));
-      store.sideWriter!.committed();
-      await store.sideWriter!.beforeRelease();
-      release();
-    });
+    await commitManyBlobs(side, (staged) => sideCommit(store.sideWriter!, () => side.transaction(async (tx) => tx.blobRows.insert([staged]))));
     assertWalBounded(dataDir);
   } finally {
     await side.close();
@@ -305,13 +308,7 @@ test('when the checkpoint worker is gone, this connection checkpoints for the si
     await sql`CREATE TABLE t (x BLOB)`.execute(db);
     const insert = side.prepare('INSERT INTO t (x) VALUES (?)');
     const payload = Buffer.alloc(60_000, 7);
-    const commit = async (): Promise<void> => {
-      const release = await dialect.driver!.side.acquire();
-      insert.run(payload);
-      dialect.driver!.side.committed();
-      await dialect.driver!.side.beforeRelease();
-      release();
-    };
+    const commit = (): Promise<void> => sideCommit(dialect.driver!.side, () => insert.run(payload));
     // Enough commits for the checkpoint worker to start; then its thread is killed.
     const checkpointer = (dialect.driver as unknown as { checkpointer: { worker: { terminate(): Promise<number> } | null; unavailable: boolean } }).checkpointer;
     for (let i = 0; i < 200 && !checkpointer.worker; i++) await commit();
