@@ -1,8 +1,9 @@
 // The ingest writer thread (see ingest-writer.ts): a second connection to the store's SQLite file,
 // the same services on it, and every job the main thread posts queued with IngestService.enqueue,
-// which batches them as the store's own connection would. Per batch it reports twice: `written`
-// once its COMMIT has run, `done` once it is durable, with each job's outcome and the events it
-// appended.
+// which batches them as the store's own connection would. Per batch it reports twice, both once
+// its COMMIT has run: `written` (the main thread may hand the write gate on) and `done`, with each
+// job's outcome and the events it appended. Neither is durable yet: this connection does not flush
+// its commits (openStore's writerThread), the main thread does before it acknowledges them.
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../config/config.ts';
 import { openStore } from '../store/index.ts';

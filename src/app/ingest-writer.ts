@@ -13,8 +13,11 @@
 //   of the store's connection waits, or a finishing checkpoint is due, no more jobs are posted
 //   until the thread has written those it has; then the gate is given back, and taken again (in
 //   turn) for the jobs that came meanwhile.
-// - A delivery is acknowledged only from `done`, sent after the thread's commit is durable. Events
-//   the thread appended are dispatched here, as if this thread had committed them.
+// - The thread's commits resolve at COMMIT; on `done` this side flushes the WAL (one file for both
+//   connections) and only then settles the deliveries and dispatches the events the thread
+//   appended, as if this thread had committed them. The flush runs on this thread's event loop,
+//   which hears it finish within a turn; the writer thread, busy with its next batch, would hear it
+//   only after that batch.
 // - If the thread fails, the deliveries in flight fail (their senders get a 4xx and retry), and
 //   ingest writes on the store's connection again.
 import { Worker } from 'node:worker_threads';
@@ -153,22 +156,28 @@ export class IngestWriterThread implements IngestWriter {
         if (this.waiting.length > 0 && !this.side.shouldYield()) this.pump();
         else void this.giveBack();
         return;
-      case 'done': {
-        // Committed and durable in this process: dispatch its events as this thread's own.
-        const events: EventRow[] = [];
-        for (const { outcome } of r.items) if (outcome.ok) events.push(...outcome.written.events);
-        this.services.events.adoptCommitted(events);
-        if (r.enqueued) this.services.webhooks.notifyEnqueued();
-        this.batchesWritten++;
-        for (const { id, outcome } of r.items) {
-          const settle = this.pending.get(id);
-          this.pending.delete(id);
-          settle?.(outcome);
-        }
+      case 'done':
+        void this.side.flush().then(
+          () => this.durable(r.items, r.enqueued),
+          (err: Error) => this.durable(r.items.map(({ id }) => ({ id, outcome: { ok: false, error: `flushing the WAL failed: ${err.message}` } })), false),
+        );
         return;
-      }
       case 'ready':
         return;
+    }
+  }
+
+  /** A batch the thread committed is on disk: dispatch its events as this thread's own, settle its deliveries. */
+  private durable(items: { id: number; outcome: JobOutcome }[], enqueued: boolean): void {
+    const events: EventRow[] = [];
+    for (const { outcome } of items) if (outcome.ok) events.push(...outcome.written.events);
+    this.services.events.adoptCommitted(events);
+    if (enqueued) this.services.webhooks.notifyEnqueued();
+    this.batchesWritten++;
+    for (const { id, outcome } of items) {
+      const settle = this.pending.get(id);
+      this.pending.delete(id);
+      settle?.(outcome);
     }
   }
 

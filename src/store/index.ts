@@ -130,7 +130,9 @@ export interface StoreOptions {
   /**
    * SQLite: this store is the ingest writer thread's second connection to a database the process's
    * main store has opened: it runs no migrations (the main store has) and no checkpoints (the main
-   * store's connection does, counting this one's commits through sideWriter).
+   * store's connection does, counting this one's commits through sideWriter). Its commits resolve
+   * at COMMIT, before they are durable: the main thread flushes them (sideWriter.flush) before it
+   * acknowledges anything they wrote.
    */
   writerThread?: boolean;
 }
@@ -309,7 +311,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     file.pragma('synchronous = NORMAL');
     file.pragma('busy_timeout = 5000');
     file.pragma('foreign_keys = ON');
-    sqliteDialect = new GroupCommitSqliteDialect(withStatementCache(file), file.name, { checkpoints: !options.writerThread });
+    sqliteDialect = new GroupCommitSqliteDialect(withStatementCache(file), file.name, { checkpoints: !options.writerThread, flushes: !options.writerThread });
     db = new Kysely<Database>({ dialect: sqliteDialect });
     fast = sqliteFastRead(file);
     blobs = new FsBlobStore(join(options.dataDir, 'blobs'), db);

@@ -113,6 +113,45 @@ describeEachBackend('ingest writer thread', (backend) => {
     );
   });
 
+  test('a 250 waits for the main thread\'s flush of the WAL after the thread\'s commit; a failed flush answers 451', { skip: backend.name !== 'sqlite' }, async () => {
+    // The thread's connection does not flush its commits: the store's connection flushes the
+    // (shared) WAL on hearing of them, and only then is the sender answered.
+    const side = rig.app.services.store.sideWriter!;
+    const flush = side.flush;
+    const held: { release: () => void; fail: boolean }[] = [];
+    side.flush = () =>
+      new Promise<void>((resolve, reject) => {
+        held.push({ release: () => (held.at(-1)?.fail ? reject(new Error('EIO')) : flush().then(resolve, reject)), fail: false });
+      });
+    try {
+      const box = boxes[2]!;
+      const raw = await buildMessage({ from: 'sender@example.org', to: box.email, subject: 'flushed first', text: 'durable before the 250' });
+      let answered = false;
+      const delivery = transact(rig.port, 'sender@example.org', [box.email], raw).then((r) => ((answered = true), r));
+      const deadline = Date.now() + 5000;
+      while (held.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      assert.equal(held.length, 1, 'the main thread flushes once the thread has committed');
+      // Committed (another connection reads it), not yet flushed: no reply.
+      assert.ok((await storedMessages(rig.app, box.id)).some((m) => m.subject === 'flushed first'));
+      await new Promise((r) => setTimeout(r, 150));
+      assert.equal(answered, false, 'no 250 before the flush');
+      held[0]!.release();
+      assert.match((await delivery).data?.last ?? '', /^250 2\.6\.0 /);
+
+      // The flush fails: the sender is told to try again, never 250.
+      const raw2 = await buildMessage({ from: 'sender@example.org', to: box.email, subject: 'flush fails', text: 'not acknowledged' });
+      const second = transact(rig.port, 'sender@example.org', [box.email], raw2);
+      while (held.length === 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      held[1]!.fail = true;
+      held[1]!.release();
+      const r = await second;
+      assert.equal(r.data?.code, 451);
+      assert.match(r.data?.last ?? '', /^451 4\.3\.0 /);
+    } finally {
+      side.flush = flush;
+    }
+  });
+
   test('when the thread dies, the next messages are written on the store connection', { skip: backend.name !== 'sqlite' }, async () => {
     const w = writer()!;
     const thread = await w.thread!;

@@ -31,11 +31,16 @@ async function commitManyBlobs(store: Store, commit: (staged: StagedBlob) => Pro
   }
 }
 
-/** One hold of the gate by a side writer, as the ingest writer thread does it: its write, counted as a commit, then the gate back. */
+/**
+ * One hold of the gate by a side writer, as the ingest writer thread does it: its write, counted as
+ * a commit, the flush the main thread runs for it (that thread's commits do not flush), then the
+ * gate back.
+ */
 async function sideCommit(side: SideWriter, write: () => unknown): Promise<void> {
   const release = await side.acquire();
   await write();
   side.committed();
+  await side.flush();
   await side.beforeRelease();
   release();
 }
@@ -326,3 +331,4 @@ test('when the checkpoint worker is gone, this connection checkpoints for the si
     rmSync(dataDir, { recursive: true, force: true });
   }
 });
+

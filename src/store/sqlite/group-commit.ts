@@ -156,6 +156,11 @@ export interface SideWriter {
   committed(): void;
   /** Just before giving the gate back, with no write under way: runs the finishing checkpoint when one is due. */
   beforeRelease(): Promise<void>;
+  /**
+   * Resolves once everything the side writer committed before this call is on disk: the WAL is
+   * one file, so this connection's flush covers the other connection's commits too.
+   */
+  flush(): Promise<void>;
 }
 
 /** better-sqlite3, or a wrapper in front of its prepare() (the statement cache). */
@@ -212,13 +217,13 @@ class Lease implements DatabaseConnection {
     u?.();
   }
 
-  /** After a commit: hand the connection on, count the commit for the checkpointer, wait for the flush. */
+  /** After a commit: hand the connection on, count the commit for the checkpointer, wait for the flush (unless another thread makes it). */
   async committed(): Promise<void> {
     // Still holding the connection and the write gate, outside any transaction: the place
     // SQLite's own checkpoint runs.
     await this.driver.afterCommit();
     this.release();
-    await this.driver.wal.flush();
+    if (this.driver.flushes) await this.driver.wal.flush();
   }
 
   release(): void {
@@ -284,8 +289,17 @@ class GroupCommitDriver implements Driver {
   /** Armed by onCommitted() for the transaction now running: called right after its COMMIT. */
   private commitHook: (() => void) | null = null;
 
-  constructor(db: Db, databasePath: string, options: { checkpoints?: boolean } = {}) {
+  /**
+   * Whether a commit resolves only once it is flushed. False for the ingest writer thread's
+   * connection: its commits resolve at COMMIT and the main thread flushes them (SideWriter.flush)
+   * before anything is acknowledged. That thread runs its batches without yielding, so an fsync
+   * it started itself was heard only after its next batch, a whole batch later than it was done.
+   */
+  readonly flushes: boolean;
+
+  constructor(db: Db, databasePath: string, options: GroupCommitOptions = {}) {
     this.db = db;
+    this.flushes = options.flushes ?? true;
     this.wal = new WalFlusher(databasePath);
     // The connection leaves checkpoints to the worker; if the worker cannot run, SQLite's own
     // automatic checkpoint (its default threshold) comes back.
@@ -356,6 +370,7 @@ class GroupCommitDriver implements Driver {
         // Busy: the next one tries again.
       }
     },
+    flush: () => this.wal.flush(),
   };
 
   async acquireConnection(): Promise<DatabaseConnection> {
@@ -414,6 +429,13 @@ class GroupCommitDriver implements Driver {
   }
 }
 
+export interface GroupCommitOptions {
+  /** False: another connection runs the checkpoints (the writer thread's connection leaves them to the store's). */
+  checkpoints?: boolean;
+  /** False: commits resolve at COMMIT, before they are durable; whoever acknowledges them flushes first (GroupCommitDriver.flushes). */
+  flushes?: boolean;
+}
+
 /** Our driver serialises use of the one connection itself (and lets go of it at COMMIT). */
 class GroupCommitAdapter extends SqliteAdapter {
   override get supportsMultipleConnections(): boolean {
@@ -433,10 +455,10 @@ class GroupCommitAdapter extends SqliteAdapter {
 export class GroupCommitSqliteDialect extends SqliteDialect {
   private readonly db: Db;
   private readonly databasePath: string;
-  private readonly options: { checkpoints?: boolean };
+  private readonly options: GroupCommitOptions;
   /** The driver, once Kysely has created it (the store reaches the write gate through it). */
   driver: GroupCommitDriver | null = null;
-  constructor(db: Db, databasePath: string, options: { checkpoints?: boolean } = {}) {
+  constructor(db: Db, databasePath: string, options: GroupCommitOptions = {}) {
     super({ database: db as SqliteDatabase.Database });
     this.db = db;
     this.databasePath = databasePath;
