@@ -11,6 +11,7 @@ import { openStore, type SideWriter, type StagedBlob, type Store } from '../../s
 import { Kysely, sql } from 'kysely';
 import { Migrator } from 'kysely/migration';
 import { GroupCommitSqliteDialect, WalFlusher } from '../../src/store/sqlite/group-commit.ts';
+import { Checkpointer } from '../../src/store/sqlite/checkpointer.ts';
 import { migrationProvider } from '../../src/store/migrations/index.ts';
 import { iso } from '../../src/core/clock.ts';
 import { newId } from '../../src/core/ids.ts';
@@ -332,3 +333,43 @@ test('when the checkpoint worker is gone, this connection checkpoints for the si
   }
 });
 
+test('a checkpoint that copied a large WAL is followed by another at once; the finishing step is due only after one that copied little', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'mailmux-gc-'));
+  const path = join(dataDir, 'mailmux.sqlite');
+  const file = new SqliteDatabase(path);
+  file.pragma('journal_mode = WAL');
+  file.pragma('wal_autocheckpoint = 0');
+  const checkpointer = new Checkpointer(path, () => assert.fail('the checkpoint worker failed'));
+  try {
+    file.exec('CREATE TABLE t (x BLOB)');
+    const insert = file.prepare('INSERT INTO t (x) VALUES (?)');
+    const payload = Buffer.alloc(60_000, 7);
+    // ~9,000 pages in the WAL, more than the finishing step's threshold (8,192 frames).
+    for (let i = 0; i < 600; i++) insert.run(payload);
+    const replies: { log: number; checkpointed: number }[] = [];
+    const worker = (): { on(e: 'message', fn: (r: { log: number; checkpointed: number }) => void): void } | null =>
+      (checkpointer as unknown as { worker: { on(e: 'message', fn: (r: { log: number; checkpointed: number }) => void): void } | null }).worker;
+    // Commits are counted; a checkpoint is asked for every so often (COMMITS_PER_CHECKPOINT).
+    for (let i = 0; i < 1000 && !worker(); i++) checkpointer.committed();
+    assert.ok(worker(), 'a checkpoint was asked for');
+    worker()!.on('message', (r) => replies.push(r));
+    const deadline = Date.now() + 10_000;
+    while (!checkpointer.finishPending && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(checkpointer.finishPending, true);
+    // The first copied the whole WAL; the next, asked for at once with no new commit, found nothing
+    // new: only then is the finishing step due.
+    assert.equal(replies.length, 2, JSON.stringify(replies));
+    assert.ok(replies[0]!.log > 8192 && replies[0]!.checkpointed === replies[0]!.log, JSON.stringify(replies));
+    assert.deepEqual(replies[1], replies[0]);
+    assert.equal(checkpointer.takeFinishDue(), true);
+    assert.equal(await checkpointer.finish(), true, 'the worker ran the finishing checkpoint');
+    // Every frame is in the database file: the next write starts the WAL over.
+    insert.run(Buffer.from('x'));
+    const [after] = file.pragma('wal_checkpoint(PASSIVE)') as { log: number }[];
+    assert.ok(after!.log < 10, `${after!.log} frames after the WAL started over`);
+  } finally {
+    await checkpointer.close();
+    file.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
