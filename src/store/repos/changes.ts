@@ -3,7 +3,7 @@
 import { sql } from 'kysely';
 import { iso } from '../../core/clock.ts';
 import { inWriteOrder, type RepoContext } from './common.ts';
-import { insertRows } from './compiled.ts';
+import { insertReturningKey } from './compiled.ts';
 
 export type ChangeKind = 'created' | 'updated' | 'destroyed';
 
@@ -34,10 +34,7 @@ export class ChangesRepo {
       kind: entry.kind,
       created_at: iso(this.ctx.clock.now()),
     };
-    const r = await inWriteOrder(this.ctx, (db) => insertRows<{ change_id: number | bigint }>(db, this.ctx.dialect, 'changes', values, ['change_id']));
-    const row = r.rows[0];
-    if (!row) throw new Error('change-log append returned no id');
-    return Number(row.change_id);
+    return inWriteOrder(this.ctx, (db) => insertReturningKey(db, this.ctx.dialect, 'changes', values, 'change_id'));
   }
 
   /** The newest change id for (mailbox, type), or 0: the basis of a state token. */

@@ -95,3 +95,21 @@ export function insertRows<R>(db: Kysely<Database>, dialect: Dialect, table: key
   if (shape === null) return db.executeQuery<R>(build(db).compile() as CompiledQuery<R>);
   return runCompiled<R>(db, dialect, `insert ${table} (${shape.columns}) returning ${returning === null ? '' : String(returning)}`, build, shape.values);
 }
+
+/**
+ * INSERT of one row whose key is generated (an INTEGER PRIMARY KEY on SQLite, a serial on
+ * PostgreSQL); resolves with the key. SQLite reports the new rowid with every INSERT, so there it
+ * is read from the result instead of a RETURNING clause, which makes SQLite collect the returned
+ * row in a temporary table first (~5 µs of each change-log and event append).
+ */
+export async function insertReturningKey(db: Kysely<Database>, dialect: Dialect, table: keyof Database & string, row: object, key: string): Promise<number> {
+  if (dialect === 'sqlite') {
+    const r = await insertRows(db, dialect, table, row);
+    if (r.insertId === undefined) throw new Error(`insert into ${table} reported no rowid`);
+    return Number(r.insertId);
+  }
+  const r = await insertRows<Record<string, number | bigint | string>>(db, dialect, table, row, [key]);
+  const value = r.rows[0]?.[key];
+  if (value === undefined) throw new Error(`insert into ${table} returned no ${key}`);
+  return Number(value);
+}

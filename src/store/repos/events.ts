@@ -4,7 +4,7 @@ import type { Selectable } from 'kysely';
 import { iso } from '../../core/clock.ts';
 import type { EventsTable } from '../schema.ts';
 import { inWriteOrder, type RepoContext } from './common.ts';
-import { insertRows } from './compiled.ts';
+import { insertReturningKey } from './compiled.ts';
 
 export type EventRow = Selectable<EventsTable>;
 export type EventInsert = Omit<EventRow, 'seq' | 'created_at'>;
@@ -19,9 +19,7 @@ export class EventsRepo {
     const values = { ...e, created_at: iso(this.ctx.clock.now()) };
     // Only the new seq comes back: the rest of the row is what was written (the JSON columns are
     // kilobytes a message; reading them back cost a copy of each).
-    const r = await inWriteOrder(this.ctx, (db) => insertRows<Pick<EventRow, 'seq'>>(db, this.ctx.dialect, 'events', values, ['seq']));
-    const seq = r.rows[0]?.seq;
-    if (seq === undefined) throw new Error('event append returned no seq');
+    const seq = await inWriteOrder(this.ctx, (db) => insertReturningKey(db, this.ctx.dialect, 'events', values, 'seq'));
     return { seq, ...values };
   }
 
