@@ -15,6 +15,7 @@ import { migration009 } from './009-query-speed.ts';
 import { migration010 } from './010-narrow-messages.ts';
 import { migration011 } from './011-list-keys.ts';
 import { migration012 } from './012-message-keys.ts';
+import { migration013 } from './013-fts-columns.ts';
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {
   const all: Record<string, (db: Kysely<any>, dialect: Dialect) => Promise<void>> = {
@@ -30,6 +31,7 @@ export function migrationProvider(dialect: Dialect): MigrationProvider {
     '010-narrow-messages': migration010,
     '011-list-keys': migration011,
     '012-message-keys': migration012,
+    '013-fts-columns': migration013,
   };
   return {
     async getMigrations(): Promise<Record<string, Migration>> {
