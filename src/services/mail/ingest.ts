@@ -15,6 +15,7 @@ import { AppError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
 import { parseMessage, type ParsedMessage } from '../../mime/parse.ts';
 import { threadKeys } from '../../mime/threading.ts';
+import { foldForSearch } from '../../store/repos/message-query.ts';
 import type { EventRow, IncomingLogRow, MailboxRow, MessageRow, Repos, StagedBlob } from '../../store/index.ts';
 import type { ServiceContext } from '../context.ts';
 import type { EventsService } from '../events.ts';
@@ -76,9 +77,83 @@ export interface IngestResult {
   incomingLogs: IncomingLogRow[];
 }
 
+/**
+ * What a delivery stores of its parsed message, whatever the mailbox: the row's columns as
+ * written, the thread keys and the folded full-text fields. Made where the message was parsed
+ * (the SMTP event loop), so the writer thread, whose every microsecond each batch waits for, gets
+ * strings to bind instead of a parse to clone, serialise and fold.
+ */
+export interface PreparedMessage {
+  columns: Pick<
+    MessageRow,
+    | 'sent_at'
+    | 'subject'
+    | 'subject_sort'
+    | 'from_sort'
+    | 'to_sort'
+    | 'cc_text'
+    | 'bcc_text'
+    | 'headers_text'
+    | 'addresses'
+    | 'preview'
+    | 'has_attachments'
+    | 'attachments'
+    | 'rfc_message_id'
+    | 'in_reply_to'
+    | 'references'
+    | 'headers'
+    | 'imap'
+    | 'text_body'
+    | 'html_body'
+  >;
+  /** threadKeys: the normalised subject ('' for none), the ids a reply names, whether it is a reply or forward. */
+  subjectKey: string;
+  messageIds: string[];
+  isReplyish: boolean;
+  fromEmail: string | null;
+  /** Folded for the full-text index (foldForSearch). */
+  search: { subject: string; addresses: string; body: string };
+}
+
+/** The stored form of a parsed message (see PreparedMessage). */
+export function prepareMessage(parsed: ParsedMessage): PreparedMessage {
+  const keys = threadKeys(parsed);
+  const addresses = { from: parsed.from, sender: parsed.sender, to: parsed.to, cc: parsed.cc, bcc: parsed.bcc, reply_to: parsed.reply_to };
+  const addressSearch = [parsed.from ? [parsed.from] : [], parsed.to, parsed.cc, parsed.bcc, parsed.reply_to].flat().map((a) => `${a.name ?? ''} ${a.email}`).join(' ');
+  const bodyText = (parsed.text_body ?? parsed.preview ?? '').slice(0, FTS_BODY_MAX_CHARS);
+  return {
+    columns: {
+      sent_at: parsed.sent_at,
+      subject: parsed.subject,
+      subject_sort: lower(parsed.subject),
+      from_sort: parsed.from ? addressText([parsed.from]) : '',
+      to_sort: addressText(parsed.to),
+      cc_text: addressText(parsed.cc),
+      bcc_text: addressText(parsed.bcc),
+      headers_text: `\n${parsed.headers.map((h) => `${lower(h.name)}: ${lower(h.value).replace(/[\r\n]+/g, ' ')}`).join('\n')}\n`,
+      addresses: JSON.stringify(addresses),
+      preview: parsed.preview,
+      has_attachments: parsed.has_attachments ? 1 : 0,
+      attachments: JSON.stringify(parsed.attachments),
+      rfc_message_id: parsed.message_id,
+      in_reply_to: parsed.in_reply_to,
+      references: JSON.stringify(parsed.references),
+      headers: JSON.stringify(parsed.headers),
+      imap: JSON.stringify(parsed.imap),
+      text_body: parsed.text_body,
+      html_body: parsed.html_body,
+    },
+    subjectKey: keys.subject_key ?? '',
+    messageIds: keys.message_ids,
+    isReplyish: keys.is_reply_or_forward || parsed.in_reply_to !== null,
+    fromEmail: parsed.from?.email ?? null,
+    search: { subject: foldForSearch(parsed.subject ?? ''), addresses: foldForSearch(addressSearch), body: foldForSearch(bodyText) },
+  };
+}
+
 /** One delivery as a batch's transaction needs it: plain data, which a writer thread can be sent. */
 export interface IngestJob {
-  parsed: ParsedMessage;
+  message: PreparedMessage;
   /** The staged blob: its bytes (`inline`) when the transaction writes them. */
   blob: { sha256: string; size: number; inline: Buffer | null };
   targets: IngestTarget[];
@@ -118,6 +193,8 @@ export interface IngestWriter {
 interface Job {
   job: IngestJob;
   inTransaction: IngestInput['inTransaction'];
+  /** The parse, for inTransaction (a job another thread staged has neither). */
+  parsed: ParsedMessage | null;
   /** The staged blob this process synced and releases (none for a job another thread staged). */
   blob: StagedBlob | null;
   settle: (o: JobOutcome) => void;
@@ -190,7 +267,7 @@ export class IngestService {
     const parsed = input.parsed ?? (await parseMessage(input.raw));
     const blob = await this.ctx.store.blobs.stage(input.raw);
     const job: IngestJob = {
-      parsed,
+      message: prepareMessage(parsed),
       blob: { sha256: blob.sha256, size: blob.size, inline: blob.inline },
       targets: input.targets,
       receivedAt: input.receivedAt ?? this.ctx.clock.now(),
@@ -211,7 +288,7 @@ export class IngestService {
       }
     } else {
       outcome = await new Promise<JobOutcome>((settle) => {
-        this.queue.push({ job, inTransaction: input.inTransaction, blob, settle });
+        this.queue.push({ job, inTransaction: input.inTransaction, parsed, blob, settle });
         this.scheduleFlush();
       });
     }
@@ -261,7 +338,7 @@ export class IngestService {
    */
   enqueue(job: IngestJob): Promise<JobOutcome> {
     return new Promise<JobOutcome>((settle) => {
-      this.queue.push({ job, inTransaction: undefined, blob: null, settle });
+      this.queue.push({ job, inTransaction: undefined, parsed: null, blob: null, settle });
       this.scheduleFlush();
     });
   }
@@ -306,11 +383,7 @@ export class IngestService {
     }
     let outcomes: JobOutcome[];
     try {
-      outcomes = await this.writeBatch(
-        batch.map((j) => j.job),
-        written,
-        batch.map((j) => j.inTransaction),
-      );
+      outcomes = await this.writeBatch(batch, written);
     } catch (err) {
       outcomes = batch.map(() => failed(err));
     }
@@ -323,29 +396,30 @@ export class IngestService {
    * that one bad delivery does not fail the others. Calls written() once no more of it is to be
    * written; resolves once it is durable.
    */
-  private async writeBatch(jobs: IngestJob[], written: () => void, inTransaction: IngestInput['inTransaction'][]): Promise<JobOutcome[]> {
+  private async writeBatch(batch: Job[], written: () => void): Promise<JobOutcome[]> {
     try {
       return await this.ctx.store.transaction(async (tx) => {
         const touched = new Touched();
         const out: JobOutcome[] = [];
-        for (const [i, job] of jobs.entries()) out.push({ ok: true, written: await this.write(tx, job, touched, inTransaction[i]) });
+        for (const j of batch) out.push({ ok: true, written: await this.write(tx, j, touched) });
         await touched.record(tx);
-        await tx.blobRows.insert(jobs.filter((_, i) => (out[i] as { written: JobWritten }).written.delivered.length > 0).map((j) => j.blob));
+        await tx.blobRows.insert(batch.filter((_, i) => (out[i] as { written: JobWritten }).written.delivered.length > 0).map((j) => j.job.blob));
         tx.afterWrite(written);
         return out;
       });
     } catch (err) {
       // One bad job must not fail the others: retry them one by one.
-      this.ctx.log.warn({ event: 'ingest.batch_retry', size: jobs.length, err: (err as Error).message });
+      this.ctx.log.warn({ event: 'ingest.batch_retry', size: batch.length, err: (err as Error).message });
     }
     const out: JobOutcome[] = [];
-    for (const [i, job] of jobs.entries()) {
+    for (const j of batch) {
+      const { job } = j;
       try {
         out.push({
           ok: true,
           written: await this.ctx.store.transaction(async (tx) => {
             const touched = new Touched();
-            const r = await this.write(tx, job, touched, inTransaction[i]);
+            const r = await this.write(tx, j, touched);
             await touched.record(tx);
             if (r.delivered.length > 0) await tx.blobRows.insert([job.blob]);
             return r;
@@ -359,21 +433,15 @@ export class IngestService {
     return out;
   }
 
-  private async write(tx: Repos, input: IngestJob, touched: Touched, inTransaction: IngestInput['inTransaction']): Promise<JobWritten> {
-    const { parsed } = input;
+  private async write(tx: Repos, { job: input, inTransaction, parsed }: Job, touched: Touched): Promise<JobWritten> {
+    const { message } = input;
+    const { columns, subjectKey } = message;
     const receivedAt = iso(input.receivedAt);
     const size = input.blob.size;
     const delivered: IngestedMessage[] = [];
     const events: EventRow[] = [];
     const logged: Parameters<typeof acceptedRows>[0] = [];
     const refused: IngestResult['refused'] = [];
-    const keys = threadKeys(parsed);
-    const subjectKey = keys.subject_key ?? '';
-    const isReplyish = keys.is_reply_or_forward || parsed.in_reply_to !== null;
-    const addresses = { from: parsed.from, sender: parsed.sender, to: parsed.to, cc: parsed.cc, bcc: parsed.bcc, reply_to: parsed.reply_to };
-    const addressSearch = [parsed.from ? [parsed.from] : [], parsed.to, parsed.cc, parsed.bcc, parsed.reply_to].flat().map((a) => `${a.name ?? ''} ${a.email}`).join(' ');
-    const bodyText = (parsed.text_body ?? parsed.preview ?? '').slice(0, FTS_BODY_MAX_CHARS);
-    const headersText = `\n${parsed.headers.map((h) => `${lower(h.name)}: ${lower(h.value).replace(/[\r\n]+/g, ' ')}`).join('\n')}\n`;
 
     for (const target of input.targets) {
       const mailbox = await tx.mailboxes.get(target.mailboxId);
@@ -391,9 +459,9 @@ export class IngestService {
 
       // Thread: a referenced message's thread, else a recent thread with the same subject (replies only), else new.
       let threadId: string | null = null;
-      if (keys.message_ids.length > 0) {
-        const found = await tx.messages.byRfcMessageIds(mailbox.id, keys.message_ids);
-        for (const id of keys.message_ids) {
+      if (message.messageIds.length > 0) {
+        const found = await tx.messages.byRfcMessageIds(mailbox.id, message.messageIds);
+        for (const id of message.messageIds) {
           const hit = found.find((f) => f.rfc_message_id === id);
           if (hit) {
             threadId = hit.thread_id;
@@ -401,13 +469,13 @@ export class IngestService {
           }
         }
       }
-      if (threadId === null && isReplyish && subjectKey !== '') {
+      if (threadId === null && message.isReplyish && subjectKey !== '') {
         const since = iso(Date.parse(receivedAt) - SUBJECT_THREAD_WINDOW_MS);
         threadId = (await tx.threads.bySubject(mailbox.id, subjectKey, since))?.id ?? null;
       }
       if (threadId === null) {
         threadId = newId('thr');
-        await tx.threads.insert({ id: threadId, mailbox_id: mailbox.id, subject_key: subjectKey, subject: parsed.subject, last_received_at: receivedAt, created_at: receivedAt });
+        await tx.threads.insert({ id: threadId, mailbox_id: mailbox.id, subject_key: subjectKey, subject: columns.subject, last_received_at: receivedAt, created_at: receivedAt });
       } else {
         await tx.threads.touch(threadId, mailbox.id, receivedAt);
       }
@@ -422,26 +490,8 @@ export class IngestService {
           blob_sha256: input.blob.sha256,
           size_bytes: size,
           received_at: receivedAt,
-          sent_at: parsed.sent_at,
-          sent_sort: parsed.sent_at ?? receivedAt,
-          subject: parsed.subject,
-          subject_sort: lower(parsed.subject),
-          from_sort: parsed.from ? addressText([parsed.from]) : '',
-          to_sort: addressText(parsed.to),
-          cc_text: addressText(parsed.cc),
-          bcc_text: addressText(parsed.bcc),
-          headers_text: headersText,
-          addresses: JSON.stringify(addresses),
-          preview: parsed.preview,
-          has_attachments: parsed.has_attachments ? 1 : 0,
-          attachments: JSON.stringify(parsed.attachments),
-          rfc_message_id: parsed.message_id,
-          in_reply_to: parsed.in_reply_to,
-          references: JSON.stringify(parsed.references),
-          headers: JSON.stringify(parsed.headers),
-          imap: JSON.stringify(parsed.imap),
-          text_body: parsed.text_body,
-          html_body: parsed.html_body,
+          ...columns,
+          sent_sort: columns.sent_at ?? receivedAt,
           is_spam: input.spam?.isSpam ? 1 : 0,
           spam_score: input.spam?.score ?? null,
           auth_results: input.authResults ?? null,
@@ -458,7 +508,7 @@ export class IngestService {
         row,
         folderIds: [folder.id],
         uids: new Map([[folder.id, uid]]),
-        search: { subject: parsed.subject ?? '', addresses: addressSearch, body: bodyText },
+        search: message.search,
       });
       if (input.announce) {
         const isSpam = input.spam?.isSpam === true;
@@ -470,12 +520,12 @@ export class IngestService {
           data: {
             is_spam: isSpam,
             mailbox_id: mailbox.id,
-            message_id: parsed.message_id,
-            message_id_kind: parsed.message_id ? 'rfc5322' : null,
+            message_id: columns.rfc_message_id,
+            message_id_kind: columns.rfc_message_id ? 'rfc5322' : null,
             recipients: target.recipients ?? [mailbox.email],
-            sender: input.announce.sender ?? parsed.from?.email ?? null,
+            sender: input.announce.sender ?? message.fromEmail,
           },
-          realtime: realtimeEvent(row, folder.id, mailbox, isSpam, target.recipients ?? [mailbox.email], input.announce.sender ?? parsed.from?.email ?? null),
+          realtime: realtimeEvent(row, folder.id, mailbox, isSpam, target.recipients ?? [mailbox.email], input.announce.sender ?? message.fromEmail),
         }));
       }
       if (input.incomingLog) {
@@ -484,9 +534,9 @@ export class IngestService {
           mailboxId: mailbox.id,
           mailboxEmail: mailbox.email,
           recipients: target.recipients ?? [mailbox.email],
-          fromEmail: parsed.from?.email ?? input.incomingLog.sender,
-          subject: parsed.subject,
-          rfcMessageId: parsed.message_id,
+          fromEmail: message.fromEmail ?? input.incomingLog.sender,
+          subject: columns.subject,
+          rfcMessageId: columns.rfc_message_id,
           sizeBytes: size,
           isSpam: input.spam?.isSpam === true,
           receivedAt: input.receivedAt,
@@ -499,7 +549,10 @@ export class IngestService {
     }
     const incomingLogs = acceptedRows(logged);
     await tx.incomingLogs.insert(incomingLogs);
-    if (inTransaction) await inTransaction(tx, delivered, parsed);
+    if (inTransaction) {
+      if (!parsed) throw new Error('ingest: a job with writes of its caller needs its parse');
+      await inTransaction(tx, delivered, parsed);
+    }
     return { delivered, refused, incomingLogs, events };
   }
 }

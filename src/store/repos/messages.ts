@@ -8,7 +8,7 @@ import type { Dialect } from '../dialect.ts';
 import type { RepoContext } from './common.ts';
 import { ChangesRepo } from './changes.ts';
 import { insertRows, rowShape, runCompiled } from './compiled.ts';
-import { foldForSearch, mailboxSearchToken, SEARCH_KEY_SLOTS, searchKeyFloor } from './message-query.ts';
+import { mailboxSearchToken, SEARCH_KEY_SLOTS, searchKeyFloor } from './message-query.ts';
 
 /**
  * A message as the services see it: its index row and its contents (message_contents). Summary
@@ -48,6 +48,7 @@ export interface MessageInsert {
   folderIds: string[];
   /** First UID per folder, allocated by the caller. */
   uids: Map<string, number>;
+  /** The full-text fields, folded by the caller (foldForSearch). */
   search: { subject: string; addresses: string; body: string };
 }
 
@@ -68,7 +69,7 @@ export class MessagesRepo {
   async insert(m: MessageInsert): Promise<void> {
     const db = this.ctx.db;
     const dialect = this.ctx.dialect;
-    const search = { subject: foldForSearch(m.search.subject), addresses: foldForSearch(m.search.addresses), body: foldForSearch(m.search.body) };
+    const search = m.search;
     // The change comes first so the row is written once, already carrying its modseq.
     const modseq = await this.changes.append({ mailboxId: m.row.mailbox_id, type: 'message', objectId: m.row.id, kind: 'created' });
     const row = { ...m.row, modseq };
