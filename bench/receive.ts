@@ -5,7 +5,7 @@
 // --pipelining yes: each sender sends MAIL, RCPT and DATA in one packet and then reads the three
 // replies (RFC 2920; Postfix's SMTP client does so whenever the server offers PIPELINING);
 // no (the default): one command at a time, waiting for each reply.
-import { arg, cpuMs, summary, threadCpuMs, writtenBytes, createBenchMailbox, benchMessage as message, rssMiB, SmtpClient, startBenchServer } from './lib.ts';
+import { arg, cpuMs, summary, threadCpuMs, writtenBytes, createBenchMailbox, benchMessage as message, dataBytes, rssMiB, SmtpClient, startBenchServer } from './lib.ts';
 
 const backend = arg('backend', 'sqlite');
 const total = Number(arg('messages', '10000'));
@@ -20,8 +20,9 @@ async function main(): Promise<void> {
   const { server, smtpPort, dataDir, databaseUrl } = rig;
   const addresses: string[] = [];
   for (let m = 0; m < MAILBOXES; m++) addresses.push((await createBenchMailbox(server, `agent${m}@bench.mailmux.test`)).email);
-  const payloads = Array.from({ length: total }, (_, i) => message(i, addresses[i % MAILBOXES]!));
-  const size = Buffer.byteLength(payloads[0]!);
+  const messages = Array.from({ length: total }, (_, i) => message(i, addresses[i % MAILBOXES]!));
+  const size = Buffer.byteLength(messages[0]!);
+  const payloads = messages.map(dataBytes);
 
   let next = 0;
   let last250 = 0;
