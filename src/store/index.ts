@@ -43,6 +43,7 @@ export type { Dialect } from './dialect.ts';
 export type { SideWriter } from './sqlite/group-commit.ts';
 export type { BlobStore, BlobRef, StagedBlob } from './blobs/blob-store.ts';
 export { isUniqueViolation } from './repos/common.ts';
+export type { ChangeEntry } from './repos/changes.ts';
 export type { DomainRow } from './repos/domains.ts';
 export type { MailboxRow } from './repos/mailboxes.ts';
 export type { TeamRow, ApiKeyRow, AuthKeyRow, MailboxViewRow } from './repos/teams.ts';

@@ -172,6 +172,13 @@ describeEachBackend('mailbox API sync', (backend) => {
     assert.deepEqual(Object.keys(sub.body.data.types), ['messages']);
     assert.deepEqual(sub.body.data.types.messages.created, [id]);
     assert.equal((await get('/api/v1/mailbox/changes?types=messages,mailboxes')).status, 400);
+    // A reply joins the thread: the thread is updated, the inbox and the quota too.
+    const reply = await deliver(app, mbx, { subject: 'Re: typed', text: 'r', inReplyTo: '<typed@example.org>' }, { receivedAt: tick() });
+    const after = (await get(`/api/v1/mailbox/changes?types=messages,threads,folders,quotas&${Object.entries(t).map(([k, v]) => `${k}_since_state=${(v as { new_state: string }).new_state}`).join('&')}`)).body.data.types;
+    assert.deepEqual(after.messages.created, [reply]);
+    assert.deepEqual([after.threads.created, after.threads.updated], [[], [msg.thread_id]]);
+    assert.deepEqual(after.folders.updated, [msg.folder_ids[0]]);
+    assert.deepEqual(after.quotas.updated, [quota.id]);
   });
 
   test('per-resource endpoints: folders, quotas', async () => {

@@ -444,6 +444,23 @@ describeEachBackend('store conformance', (backend) => {
       assert.deepEqual(resumed.map((r) => r.change_id), ids.slice(3, 5));
     });
 
+    test('appendMany writes every entry, in order, with increasing ids, for any count', async () => {
+      const teamId = await newTeam(store);
+      for (const count of [1, 3, 32, 51]) {
+        const start = await lastChangeId(store);
+        const entries = Array.from({ length: count }, (_, i) => ({ teamId, mailboxId: `mbx_many${count}`, type: i % 2 ? 'folder' : 'thread', objectId: `obj${i}`, kind: 'updated' as const }));
+        await store.transaction(async (tx) => tx.changes.appendMany(entries));
+        const rows = await store.changes.list({ teamId, afterId: start, limit: 100 });
+        assert.deepEqual(
+          rows.map((r) => [r.type, r.object_id, r.mailbox_id]),
+          entries.map((e) => [e.type, e.objectId, e.mailboxId]),
+          `${count} entries`,
+        );
+        assert.ok(rows.every((r, i) => i === 0 || r.change_id > rows[i - 1]!.change_id));
+        assert.equal(await store.changes.latest(`mbx_many${count}`, 'folder'), count > 1 ? Math.max(...rows.filter((r) => r.type === 'folder').map((r) => r.change_id)) : 0);
+      }
+    });
+
     test('a transaction that throws after writing leaves neither the data nor its change-log rows', async () => {
       const teamId = await newTeam(store);
       const start = await lastChangeId(store);

@@ -16,7 +16,7 @@ import { newId } from '../../core/ids.ts';
 import { parseMessage, type ParsedMessage } from '../../mime/parse.ts';
 import { threadKeys } from '../../mime/threading.ts';
 import { foldForSearch } from '../../store/repos/message-query.ts';
-import type { EventRow, IncomingLogRow, MailboxRow, MessageRow, Repos, StagedBlob } from '../../store/index.ts';
+import type { ChangeEntry, EventRow, IncomingLogRow, MailboxRow, MessageRow, Repos, StagedBlob } from '../../store/index.ts';
 import type { ServiceContext } from '../context.ts';
 import type { EventsService } from '../events.ts';
 import { summaryFields } from './views.ts';
@@ -206,10 +206,20 @@ const lower = (s: string | null | undefined): string => (s ?? '').toLowerCase();
 class Touched {
   readonly folders = new Map<string, string>();
   readonly quotas = new Map<string, string>();
+  /** Thread id → its mailbox and whether this transaction created it (then one 'created' covers later messages too). */
+  readonly threads = new Map<string, { mailboxId: string; created: boolean }>();
 
+  thread(id: string, mailboxId: string, created: boolean): void {
+    if (!this.threads.has(id)) this.threads.set(id, { mailboxId, created });
+  }
+
+  /** The change-log entries, appended together (their ids are nobody's modseq). */
   async record(tx: Repos): Promise<void> {
-    for (const [folderId, mailboxId] of this.folders) await tx.folders.touched(folderId, mailboxId);
-    for (const [mailboxId, teamId] of this.quotas) await tx.changes.append({ teamId, mailboxId, type: 'quota', objectId: mailboxId, kind: 'updated' });
+    const entries: ChangeEntry[] = [];
+    for (const [id, t] of this.threads) entries.push({ mailboxId: t.mailboxId, type: 'thread', objectId: id, kind: t.created ? 'created' : 'updated' });
+    for (const [folderId, mailboxId] of this.folders) entries.push({ mailboxId, type: 'folder', objectId: folderId, kind: 'updated' });
+    for (const [mailboxId, teamId] of this.quotas) entries.push({ teamId, mailboxId, type: 'quota', objectId: mailboxId, kind: 'updated' });
+    await tx.changes.appendMany(entries);
   }
 }
 
@@ -475,9 +485,11 @@ export class IngestService {
       }
       if (threadId === null) {
         threadId = newId('thr');
-        await tx.threads.insert({ id: threadId, mailbox_id: mailbox.id, subject_key: subjectKey, subject: columns.subject, last_received_at: receivedAt, created_at: receivedAt });
+        await tx.threads.insert({ id: threadId, mailbox_id: mailbox.id, subject_key: subjectKey, subject: columns.subject, last_received_at: receivedAt, created_at: receivedAt }, false);
+        touched.thread(threadId, mailbox.id, true);
       } else {
-        await tx.threads.touch(threadId, mailbox.id, receivedAt);
+        await tx.threads.touch(threadId, mailbox.id, receivedAt, false);
+        touched.thread(threadId, mailbox.id, false);
       }
 
       const keywords = [...new Set((target.keywords ?? []).map((k) => k.toLowerCase()))].sort();

@@ -17,10 +17,13 @@ export class ThreadsRepo {
     this.changes = new ChangesRepo(ctx);
   }
 
-  /** A new thread; its counters start at zero and move with each message written (messages.ts). */
-  async insert(row: Omit<ThreadRow, 'message_count' | 'unread_count' | 'attachment_count'>): Promise<void> {
+  /**
+   * A new thread; its counters start at zero and move with each message written (messages.ts).
+   * logged: false when the caller appends its change itself (ingest, one statement a batch).
+   */
+  async insert(row: Omit<ThreadRow, 'message_count' | 'unread_count' | 'attachment_count'>, logged = true): Promise<void> {
     await insertRows(this.ctx.db, this.ctx.dialect, 'threads', { ...row, message_count: 0, unread_count: 0, attachment_count: 0 });
-    await this.changes.append({ mailboxId: row.mailbox_id, type: 'thread', objectId: row.id, kind: 'created' });
+    if (logged) await this.changes.append({ mailboxId: row.mailbox_id, type: 'thread', objectId: row.id, kind: 'created' });
   }
 
   async get(id: string): Promise<ThreadRow | undefined> {
@@ -39,7 +42,8 @@ export class ThreadsRepo {
     return r.rows[0];
   }
 
-  async touch(id: string, mailboxId: string, lastReceivedAt: string | null): Promise<void> {
+  /** A message joined the thread; logged as for insert. */
+  async touch(id: string, mailboxId: string, lastReceivedAt: string | null, logged = true): Promise<void> {
     if (lastReceivedAt !== null) {
       await runCompiled(
         this.ctx.db,
@@ -49,7 +53,7 @@ export class ThreadsRepo {
         [lastReceivedAt, id, lastReceivedAt],
       );
     }
-    await this.changes.append({ mailboxId, type: 'thread', objectId: id, kind: 'updated' });
+    if (logged) await this.changes.append({ mailboxId, type: 'thread', objectId: id, kind: 'updated' });
   }
 
   /** After a message left the thread: recompute its last time, or destroy it when empty. */
