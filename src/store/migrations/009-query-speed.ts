@@ -9,10 +9,8 @@
 // the full-text index rebuilt from the stored text (the same text ingest indexes).
 import { sql, type Kysely } from 'kysely';
 import type { Dialect } from '../dialect.ts';
-import { foldForSearch, mailboxSearchToken, searchKeyFloor } from '../repos/message-query.ts';
-
-/** The body text indexed per message (services/mail/ingest.ts FTS_BODY_MAX_CHARS at the time of writing). */
-const FTS_BODY_MAX_CHARS = 200_000;
+import { searchKeyFloor } from '../repos/message-query.ts';
+import { insertFtsRow } from './fts-rows.ts';
 /** Rows converted per statement batch on SQLite. */
 const BATCH = 500;
 
@@ -99,18 +97,7 @@ async function rekeySqlite(db: Kysely<any>): Promise<void> {
         SELECT rowid, mailbox_id, subject, addresses, text_body, preview FROM messages WHERE rowid > ${BigInt(after)} ORDER BY rowid LIMIT ${BATCH}`.execute(db)
     ).rows;
     if (rows.length === 0) break;
-    for (const r of rows) {
-      const a = JSON.parse(r.addresses) as Record<string, Address | Address[] | null | undefined>;
-      const list = [a.from, a.to, a.cc, a.bcc, a.reply_to].flatMap((x) => (x === null || x === undefined ? [] : Array.isArray(x) ? x : [x]));
-      const addresses = list.map((x) => `${x.name ?? ''} ${x.email}`).join(' ');
-      const body = (r.text_body ?? r.preview ?? '').slice(0, FTS_BODY_MAX_CHARS);
-      await sql`INSERT INTO messages_fts(rowid, mbx, subject, addresses, body) VALUES (${BigInt(r.rowid)}, ${mailboxSearchToken(r.mailbox_id)}, ${foldForSearch(r.subject ?? '')}, ${foldForSearch(addresses)}, ${foldForSearch(body)})`.execute(db);
-    }
+    for (const r of rows) await insertFtsRow(db, r.rowid, r);
     after = rows[rows.length - 1]!.rowid;
   }
-}
-
-interface Address {
-  name: string | null;
-  email: string;
 }

@@ -9,23 +9,16 @@
 // order. PostgreSQL's tsvector keeps no positions we could drop this way: nothing to do there.
 import { sql, type Kysely } from 'kysely';
 import type { Dialect } from '../dialect.ts';
-import { foldForSearch, mailboxSearchToken } from '../repos/message-query.ts';
+import { insertFtsRow, type StoredForSearch } from './fts-rows.ts';
 
 /** Messages read and indexed per round of the refill. */
 const BATCH = 500;
-/** Body text indexed per message, as ingest indexes it (services/mail/ingest.ts FTS_BODY_MAX_CHARS). */
-const FTS_BODY_MAX_CHARS = 200_000;
-
-interface Address {
-  name: string | null;
-  email: string;
-}
 
 export async function migration013(db: Kysely<any>, dialect: Dialect): Promise<void> {
   if (dialect !== 'sqlite') return;
   await sql`DROP TABLE messages_fts`.execute(db);
   await sql`CREATE VIRTUAL TABLE messages_fts USING fts5(mbx, subject, addresses, body, content='', contentless_delete=1, detail=column, tokenize='unicode61 remove_diacritics 2')`.execute(db);
-  type Row = { k: number | bigint; mailbox_id: string; subject: string | null; addresses: string; preview: string | null; text_body: string | null };
+  type Row = StoredForSearch & { k: number | bigint };
   for (let after: number | bigint = -1; ; ) {
     const rows: Row[] = (
       await sql<Row>`
@@ -34,13 +27,7 @@ export async function migration013(db: Kysely<any>, dialect: Dialect): Promise<v
         WHERE m.rowid > ${BigInt(after)} ORDER BY m.rowid LIMIT ${BATCH}`.execute(db)
     ).rows;
     if (rows.length === 0) break;
-    for (const r of rows) {
-      const a = JSON.parse(r.addresses) as Record<string, Address | Address[] | null | undefined>;
-      const list = [a.from, a.to, a.cc, a.bcc, a.reply_to].flatMap((x) => (x === null || x === undefined ? [] : Array.isArray(x) ? x : [x]));
-      const addresses = list.map((x) => `${x.name ?? ''} ${x.email}`).join(' ');
-      const body = (r.text_body ?? r.preview ?? '').slice(0, FTS_BODY_MAX_CHARS);
-      await sql`INSERT INTO messages_fts(rowid, mbx, subject, addresses, body) VALUES (${BigInt(r.k)}, ${mailboxSearchToken(r.mailbox_id)}, ${foldForSearch(r.subject ?? '')}, ${foldForSearch(addresses)}, ${foldForSearch(body)})`.execute(db);
-    }
+    for (const r of rows) await insertFtsRow(db, r.k, r);
     after = rows[rows.length - 1]!.k;
   }
 }
