@@ -192,9 +192,8 @@ export interface IngestWriter {
 
 interface Job {
   job: IngestJob;
-  inTransaction: IngestInput['inTransaction'];
-  /** The parse, for inTransaction (a job another thread staged has neither). */
-  parsed: ParsedMessage | null;
+  /** The caller's own writes (IngestInput.inTransaction, given the parse); none for a job another thread staged. */
+  inTransaction: ((tx: Repos, delivered: IngestedMessage[]) => Promise<void>) | undefined;
   /** The staged blob this process synced and releases (none for a job another thread staged). */
   blob: StagedBlob | null;
   settle: (o: JobOutcome) => void;
@@ -298,7 +297,8 @@ export class IngestService {
       }
     } else {
       outcome = await new Promise<JobOutcome>((settle) => {
-        this.queue.push({ job, inTransaction: input.inTransaction, parsed, blob, settle });
+        const own = input.inTransaction;
+        this.queue.push({ job, inTransaction: own && ((tx, delivered) => own(tx, delivered, parsed)), blob, settle });
         this.scheduleFlush();
       });
     }
@@ -348,7 +348,7 @@ export class IngestService {
    */
   enqueue(job: IngestJob): Promise<JobOutcome> {
     return new Promise<JobOutcome>((settle) => {
-      this.queue.push({ job, inTransaction: undefined, parsed: null, blob: null, settle });
+      this.queue.push({ job, inTransaction: undefined, blob: null, settle });
       this.scheduleFlush();
     });
   }
@@ -443,7 +443,7 @@ export class IngestService {
     return out;
   }
 
-  private async write(tx: Repos, { job: input, inTransaction, parsed }: Job, touched: Touched): Promise<JobWritten> {
+  private async write(tx: Repos, { job: input, inTransaction }: Job, touched: Touched): Promise<JobWritten> {
     const { message } = input;
     const { columns, subjectKey } = message;
     const receivedAt = iso(input.receivedAt);
@@ -485,10 +485,10 @@ export class IngestService {
       }
       if (threadId === null) {
         threadId = newId('thr');
-        await tx.threads.insert({ id: threadId, mailbox_id: mailbox.id, subject_key: subjectKey, subject: columns.subject, last_received_at: receivedAt, created_at: receivedAt }, false);
+        await tx.threads.insert({ id: threadId, mailbox_id: mailbox.id, subject_key: subjectKey, subject: columns.subject, last_received_at: receivedAt, created_at: receivedAt });
         touched.thread(threadId, mailbox.id, true);
       } else {
-        await tx.threads.touch(threadId, mailbox.id, receivedAt, false);
+        await tx.threads.touch(threadId, receivedAt);
         touched.thread(threadId, mailbox.id, false);
       }
 
@@ -561,10 +561,7 @@ export class IngestService {
     }
     const incomingLogs = acceptedRows(logged);
     await tx.incomingLogs.insert(incomingLogs);
-    if (inTransaction) {
-      if (!parsed) throw new Error('ingest: a job with writes of its caller needs its parse');
-      await inTransaction(tx, delivered, parsed);
-    }
+    if (inTransaction) await inTransaction(tx, delivered);
     return { delivered, refused, incomingLogs, events };
   }
 }

@@ -19,11 +19,11 @@ export class ThreadsRepo {
 
   /**
    * A new thread; its counters start at zero and move with each message written (messages.ts).
-   * logged: false when the caller appends its change itself (ingest, one statement a batch).
+   * Its 'created' change is the caller's to append: ingest appends a batch's thread changes in one
+   * statement (changes.appendMany).
    */
-  async insert(row: Omit<ThreadRow, 'message_count' | 'unread_count' | 'attachment_count'>, logged = true): Promise<void> {
+  async insert(row: Omit<ThreadRow, 'message_count' | 'unread_count' | 'attachment_count'>): Promise<void> {
     await insertRows(this.ctx.db, this.ctx.dialect, 'threads', { ...row, message_count: 0, unread_count: 0, attachment_count: 0 });
-    if (logged) await this.changes.append({ mailboxId: row.mailbox_id, type: 'thread', objectId: row.id, kind: 'created' });
   }
 
   async get(id: string): Promise<ThreadRow | undefined> {
@@ -42,18 +42,15 @@ export class ThreadsRepo {
     return r.rows[0];
   }
 
-  /** A message joined the thread; logged as for insert. */
-  async touch(id: string, mailboxId: string, lastReceivedAt: string | null, logged = true): Promise<void> {
-    if (lastReceivedAt !== null) {
-      await runCompiled(
-        this.ctx.db,
-        this.ctx.dialect,
-        'threads.touch',
-        (d) => d.updateTable('threads').set({ last_received_at: lastReceivedAt }).where('id', '=', id).where('last_received_at', '<', lastReceivedAt),
-        [lastReceivedAt, id, lastReceivedAt],
-      );
-    }
-    if (logged) await this.changes.append({ mailboxId, type: 'thread', objectId: id, kind: 'updated' });
+  /** A message joined the thread: its last time moves on. Its 'updated' change is the caller's to append, as for insert. */
+  async touch(id: string, lastReceivedAt: string): Promise<void> {
+    await runCompiled(
+      this.ctx.db,
+      this.ctx.dialect,
+      'threads.touch',
+      (d) => d.updateTable('threads').set({ last_received_at: lastReceivedAt }).where('id', '=', id).where('last_received_at', '<', lastReceivedAt),
+      [lastReceivedAt, id, lastReceivedAt],
+    );
   }
 
   /** After a message left the thread: recompute its last time, or destroy it when empty. */
