@@ -150,7 +150,7 @@ describeEachBackend('migration 010: narrow message rows', (backend) => {
         for (const c of ['headers_text', 'references', 'headers', 'imap', 'text_body', 'html_body', 'auth_results']) assert.ok(!columns.includes(c), c);
         assert.ok(columns.includes('folder_ids'));
         const indexes = (file.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages'").all() as { name: string }[]).map((r) => r.name);
-        assert.ok(indexes.includes('messages_mailbox_received_idx') && indexes.includes('messages_thread_stats_idx'), indexes.join(','));
+        assert.ok(indexes.includes('messages_mailbox_received_idx') && indexes.includes('messages_thread_idx'), indexes.join(','));
         for (const [id, key] of keys) {
           assert.equal((file.prepare('SELECT rowid AS k FROM messages WHERE id = ?').get(id) as { k: number }).k, key);
           // message_contents shares the rowid (its `key`).

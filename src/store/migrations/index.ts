@@ -16,6 +16,7 @@ import { migration010 } from './010-narrow-messages.ts';
 import { migration011 } from './011-list-keys.ts';
 import { migration012 } from './012-message-keys.ts';
 import { migration013 } from './013-fts-columns.ts';
+import { migration014 } from './014-unused-indexes.ts';
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {
   const all: Record<string, (db: Kysely<any>, dialect: Dialect) => Promise<void>> = {
@@ -32,6 +33,7 @@ export function migrationProvider(dialect: Dialect): MigrationProvider {
     '011-list-keys': migration011,
     '012-message-keys': migration012,
     '013-fts-columns': migration013,
+    '014-unused-indexes': migration014,
   };
   return {
     async getMigrations(): Promise<Record<string, Migration>> {
