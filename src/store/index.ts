@@ -14,7 +14,7 @@ import type { BlobStore } from './blobs/blob-store.ts';
 import { FsBlobStore } from './blobs/fs-blobs.ts';
 import { PgBlobStore } from './blobs/pg-blobs.ts';
 import { takeWriteOrderLock, type RepoContext } from './repos/common.ts';
-import { preparedName } from './repos/compiled.ts';
+import { preparedName, setTransactionRunner } from './repos/compiled.ts';
 import { pgFastRead, sqliteFastRead, type FastRead } from './fast-read.ts';
 import { ChangesRepo } from './repos/changes.ts';
 import { KeysRepo, TeamsRepo } from './repos/teams.ts';
@@ -357,7 +357,16 @@ export async function openStore(options: StoreOptions): Promise<Store> {
         // lock: taken later (at the first log append) it could deadlock against a transaction that
         // locked a row first and then waits for it.
         await takeWriteOrderLock(trx, dialect);
-        const out = await fn(reposFor(ctx));
+        // SQLite: the hot statements (compiled.ts) run directly on the connection this transaction
+        // holds, until fn is done.
+        const runner = sqliteDialect?.driver!.transactionRunner() ?? null;
+        if (runner) setTransactionRunner(trx, runner);
+        let out: Awaited<ReturnType<typeof fn>>;
+        try {
+          out = await fn(reposFor(ctx));
+        } finally {
+          if (runner) setTransactionRunner(trx, null);
+        }
         // SQLite: the driver calls it between COMMIT and the flush (the connection is ours until then).
         if (sqliteDialect && written.length > 0) sqliteDialect.driver!.onCommitted(afterWrite);
         return out;

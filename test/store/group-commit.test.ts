@@ -143,6 +143,70 @@ test('concurrent transactions, rollbacks, autocommit writes and reads on one SQL
   }
 });
 
+test("a transaction's hot statements, run directly on its connection, commit and roll back with it, among other transactions and autocommit writes", async () => {
+  // Change-log appends are compiled statements (repos/compiled.ts): inside store.transaction they
+  // skip Kysely's executor and run on the connection the transaction holds.
+  const dataDir = mkdtempSync(join(tmpdir(), 'mailmux-gc-'));
+  const store = await openStore({ databaseUrl: null, dataDir });
+  const entry = (objectId: string) => ({ mailboxId: 'mbx_direct', type: 'message' as const, objectId, kind: 'created' as const });
+  try {
+    const kept = new Set<string>();
+    const dropped = new Set<string>();
+    const ops: Promise<unknown>[] = [];
+    for (let i = 0; i < 200; i++) {
+      const kind = i % 4;
+      if (kind === 0) {
+        ops.push(
+          store.transaction(async (tx) => {
+            await tx.changes.append(entry(`keep-${i}-a`));
+            await new Promise((r) => setImmediate(r)); // others queue for the connection meanwhile
+            await tx.changes.appendMany([entry(`keep-${i}-b`), entry(`keep-${i}-c`), entry(`keep-${i}-d`)]);
+          }).then(() => ['a', 'b', 'c', 'd'].forEach((x) => kept.add(`keep-${i}-${x}`))),
+        );
+      } else if (kind === 1) {
+        ops.push(
+          assert.rejects(
+            store.transaction(async (tx) => {
+              await tx.changes.appendMany([entry(`drop-${i}-a`), entry(`drop-${i}-b`)]);
+              await new Promise((r) => setImmediate(r));
+              await tx.changes.append(entry(`drop-${i}-c`));
+              throw new Error('roll back');
+            }),
+            /roll back/,
+          ).then(() => ['a', 'b', 'c'].forEach((x) => dropped.add(`drop-${i}-${x}`))),
+        );
+      } else if (kind === 2) {
+        ops.push(store.changes.append(entry(`single-${i}`)).then(() => kept.add(`single-${i}`)));
+      } else {
+        // A statement that fails inside a transaction fails it, and the transaction rolls back whole.
+        ops.push(
+          assert.rejects(
+            store.transaction(async (tx) => {
+              await tx.changes.append(entry(`failed-${i}`));
+              await tx.changes.append({ ...entry(`failed-${i}-null`), objectId: null as unknown as string });
+            }),
+            /NOT NULL/,
+          ).then(() => dropped.add(`failed-${i}`)),
+        );
+      }
+    }
+    await Promise.all(ops);
+    const rows = await store.changes.list({ mailboxId: 'mbx_direct', limit: 10_000 });
+    const ids = rows.map((r) => r.object_id);
+    assert.equal(ids.length, kept.size, 'every committed append once, no rolled-back one');
+    assert.deepEqual(new Set(ids), kept);
+    for (const d of dropped) assert.ok(!ids.includes(d), d);
+    // The log's ids still rise in commit order: each transaction's rows are together.
+    for (let i = 0; i < 200; i += 4) {
+      const at = ids.indexOf(`keep-${i}-a`);
+      assert.deepEqual(ids.slice(at, at + 4), ['a', 'b', 'c', 'd'].map((x) => `keep-${i}-${x}`));
+    }
+  } finally {
+    await store.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
 test('the checkpoint worker keeps the WAL bounded while commits go on', async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'mailmux-gc-'));
   const store = await openStore({ databaseUrl: null, dataDir });

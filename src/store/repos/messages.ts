@@ -2,12 +2,12 @@
 // folder membership (with IMAP UIDs, and as folder_ids on the row), keywords and full-text
 // entries. Every write appends to the change log in the caller's transaction, and keeps the
 // counters (folders, mailbox_message_counts, threads, thread_folders) exact.
-import { CompiledQuery, sql } from 'kysely';
+import { sql } from 'kysely';
 import type { MessageContentsTable, MessagesTable } from '../schema.ts';
 import type { Dialect } from '../dialect.ts';
 import type { RepoContext } from './common.ts';
 import { ChangesRepo } from './changes.ts';
-import { insertRows, rowShape, runCompiled } from './compiled.ts';
+import { insertRows, rowShape, runCompiled, runSql } from './compiled.ts';
 import { mailboxSearchToken, SEARCH_KEY_SLOTS, searchKeyFloor } from './message-query.ts';
 
 /**
@@ -90,11 +90,11 @@ export class MessagesRepo {
       // The rowid is the search key: a free slot in the 10 ms slice of received_at (message-query.ts).
       const floor = searchKeyFloor(row.received_at);
       // Keys are bound as integers (a JS number is bound as a float).
-      const top = (await db.executeQuery<{ k: number | bigint | null }>(CompiledQuery.raw(SQLITE_TOP_KEY, [BigInt(floor), BigInt(floor + SEARCH_KEY_SLOTS)]))).rows[0]?.k ?? null;
+      const top = (await runSql<{ k: number | bigint | null }>(db, SQLITE_TOP_KEY, [BigInt(floor), BigInt(floor + SEARCH_KEY_SLOTS)])).rows[0]?.k ?? null;
       const key = top === null ? floor : Number(top) + 1;
       if (key >= floor + SEARCH_KEY_SLOTS) throw new Error(`more than ${SEARCH_KEY_SLOTS} messages received in one 10 ms slice`);
       await insertRows(db, dialect, 'messages', { ...index, rowid: BigInt(key) });
-      await db.executeQuery(CompiledQuery.raw(SQLITE_FTS_INSERT, [BigInt(key), mailboxSearchToken(row.mailbox_id), search.subject, search.addresses, search.body]));
+      await runSql(db, SQLITE_FTS_INSERT, [BigInt(key), mailboxSearchToken(row.mailbox_id), search.subject, search.addresses, search.body]);
       // Same rowid as the messages row (migration 010): appended in about received order, no index of its own.
       await insertRows(db, dialect, 'message_contents', { ...contents, rowid: BigInt(key) });
     }

@@ -255,6 +255,16 @@ class Lease implements DatabaseConnection {
     };
   }
 
+  /**
+   * A statement of this lease's open transaction, run at once (store.transaction's direct path,
+   * repos/compiled.ts). Kysely's executor would run the same statement on the same connection,
+   * after about ten promise steps.
+   */
+  runInTransaction(sqlText: string, params: readonly unknown[]): QueryResult<unknown> {
+    if (!this.inTransaction) throw new Error('a statement of a transaction that is no longer open');
+    return this.run(CompiledQuery.raw(sqlText, params as unknown[]), this.db.prepare(sqlText)).result;
+  }
+
   async executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
     // Used again after it gave the lock back (a caller holding one connection for several statements).
     if (!this.unlock) this.unlock = await this.lock.acquire();
@@ -308,6 +318,18 @@ class GroupCommitDriver implements Driver {
   }
 
   async init(): Promise<void> {}
+
+  /** The lease of the transaction open on the connection, from its BEGIN to its COMMIT or ROLLBACK. */
+  private open: Lease | null = null;
+
+  /**
+   * Runs statements of the transaction open now (called from inside it, by store.transaction):
+   * synchronously, on its connection, which it holds until its COMMIT. Null outside a transaction.
+   */
+  transactionRunner(): ((sqlText: string, params: readonly unknown[]) => QueryResult<unknown>) | null {
+    const lease = this.open;
+    return lease && ((sqlText, params) => lease.runInTransaction(sqlText, params));
+  }
 
   /**
    * Calls fn right after the COMMIT of the transaction now running on the connection has run, before
@@ -387,6 +409,7 @@ class GroupCommitDriver implements Driver {
     // instead of failing later when it first writes over a snapshot that has moved on.
     try {
       lease.run(CompiledQuery.raw('begin immediate'));
+      this.open = lease;
     } catch (err) {
       lease.inTransaction = false;
       lease.releaseGate();
@@ -396,6 +419,7 @@ class GroupCommitDriver implements Driver {
 
   async commitTransaction(connection: DatabaseConnection): Promise<void> {
     const lease = connection as Lease;
+    this.open = null;
     lease.run(CompiledQuery.raw('commit'));
     lease.inTransaction = false;
     const hook = this.commitHook;
@@ -407,6 +431,7 @@ class GroupCommitDriver implements Driver {
 
   async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
     const lease = connection as Lease;
+    this.open = null;
     lease.inTransaction = false;
     this.commitHook = null;
     try {
