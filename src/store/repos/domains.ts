@@ -4,6 +4,7 @@ import type { DomainsTable } from '../schema.ts';
 import type { ListQuery, RepoContext } from './common.ts';
 import { ChangesRepo } from './changes.ts';
 import { runCompiled } from './compiled.ts';
+import { readFirst } from './cached-read.ts';
 
 export type DomainRow = DomainsTable;
 
@@ -35,17 +36,22 @@ export class DomainsRepo {
    * Asked at every RCPT; reads no columns (a domain row carries its DKIM keys, ~3 KB).
    */
   async receivesMail(domain: string): Promise<boolean> {
-    const r = await runCompiled<{ one: number }>(this.ctx.db, this.ctx.dialect, 'domains.receives_mail', (d) =>
-      d
-        .selectFrom('domains')
-        .select(sql<number>`1`.as('one'))
-        .where('domain', '=', domain)
-        .where('mode', '=', sql.lit('send_receive'))
-        .where('verification_status', '=', sql.lit('verified'))
-        .where('deleting', '=', sql.lit(0)),
+    // Every inbound recipient asks: a point read on the fast path (cached-read.ts).
+    const r = await readFirst<{ one: number }>(
+      this.ctx,
+      'domains_receives_mail',
+      (d) =>
+        d
+          .selectFrom('domains')
+          .select(sql<number>`1`.as('one'))
+          .where('domain', '=', domain)
+          .where('mode', '=', sql.lit('send_receive'))
+          .where('verification_status', '=', sql.lit('verified'))
+          .where('deleting', '=', sql.lit(0)),
       [domain],
+      true,
     );
-    return r.rows.length > 0;
+    return r !== undefined;
   }
 
   async listAllCustom(): Promise<DomainRow[]> {

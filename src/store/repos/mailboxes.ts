@@ -28,9 +28,8 @@ export class MailboxesRepo {
 
   /** The live (not deleted) mailbox with this address. */
   async liveByEmail(email: string): Promise<MailboxRow | undefined> {
-    // Every inbound recipient is looked up here: compiled once.
-    const r = await runCompiled<MailboxRow>(this.ctx.db, this.ctx.dialect, 'mailboxes.live_by_email', (d) => d.selectFrom('mailboxes').selectAll().where('email', '=', email).where('status', '<>', DELETED), [email]);
-    return r.rows[0];
+    // Every inbound recipient is looked up here: a point read on the fast path (cached-read.ts).
+    return readFirst(this.ctx, 'mailboxes_live_by_email', (d) => d.selectFrom('mailboxes').selectAll().where('email', '=', email).where('status', '<>', DELETED), [email]);
   }
 
   /** A deleted mailbox with this address whose data is still being purged. */
