@@ -463,8 +463,12 @@ export class IngestService {
         refused.push({ mailboxId: mailbox.id, reason: 'over_quota' });
         continue;
       }
+      const keywords = [...new Set((target.keywords ?? []).map((k) => k.toLowerCase()))].sort();
+      const seen = keywords.includes('$seen') ? 1 : 0;
+      const hasAttachments = columns.has_attachments === 1 ? 1 : 0;
       const role: FolderRole = input.spam?.isSpam ? 'spam' : (target.folderRole ?? 'inbox');
-      const folder = await tx.folders.byRole(mailbox.id, role);
+      // The folder's UID and its totals in one statement (MessageInsert.counted).
+      const folder = await tx.folders.enterByRole(mailbox.id, role, seen === 1 ? 0 : 1);
       if (!folder) throw new Error(`mailbox ${mailbox.id} has no ${role} folder`);
 
       // Thread: a referenced message's thread, else a recent thread with the same subject (replies only), else new.
@@ -483,17 +487,20 @@ export class IngestService {
         const since = iso(Date.parse(receivedAt) - SUBJECT_THREAD_WINDOW_MS);
         threadId = (await tx.threads.bySubject(mailbox.id, subjectKey, since))?.id ?? null;
       }
+      const newThread = threadId === null;
       if (threadId === null) {
         threadId = newId('thr');
-        await tx.threads.insert({ id: threadId, mailbox_id: mailbox.id, subject_key: subjectKey, subject: columns.subject, last_received_at: receivedAt, created_at: receivedAt });
+        // Made for this message: counted with it (MessageInsert.counted).
+        await tx.threads.insert(
+          { id: threadId, mailbox_id: mailbox.id, subject_key: subjectKey, subject: columns.subject, last_received_at: receivedAt, created_at: receivedAt },
+          { unread: seen === 1 ? 0 : 1, attachments: hasAttachments },
+        );
         touched.thread(threadId, mailbox.id, true);
       } else {
         await tx.threads.touch(threadId, receivedAt);
         touched.thread(threadId, mailbox.id, false);
       }
 
-      const keywords = [...new Set((target.keywords ?? []).map((k) => k.toLowerCase()))].sort();
-      const uid = await tx.folders.allocateUids(folder.id, 1);
       const messageId = newId('msg');
       const row: MessageRow = {
           id: messageId,
@@ -508,7 +515,7 @@ export class IngestService {
           spam_score: input.spam?.score ?? null,
           auth_results: input.authResults ?? null,
           keywords: JSON.stringify(keywords),
-          seen: keywords.includes('$seen') ? 1 : 0,
+          seen,
           flagged: keywords.includes('$flagged') ? 1 : 0,
           answered: keywords.includes('$answered') ? 1 : 0,
           draft: keywords.includes('$draft') ? 1 : 0,
@@ -519,8 +526,9 @@ export class IngestService {
       await tx.messages.insert({
         row,
         folderIds: [folder.id],
-        uids: new Map([[folder.id, uid]]),
+        uids: new Map([[folder.id, folder.uid]]),
         search: message.search,
+        counted: { folders: true, thread: newThread },
       });
       if (input.announce) {
         const isSpam = input.spam?.isSpam === true;

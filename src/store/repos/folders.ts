@@ -54,6 +54,30 @@ export class FoldersRepo {
     await this.changes.append({ mailboxId, type: 'folder', objectId: id, kind: 'destroyed' });
   }
 
+  /**
+   * A new message enters the mailbox's folder with this role: reserves its UID and counts it in
+   * the folder's totals, in one statement (ingest: a delivery's folder row was read, given a UID
+   * and counted by three). Undefined when the mailbox has no such folder. Call inside a transaction;
+   * the caller tells MessagesRepo.insert the folder is counted.
+   */
+  async enterByRole(mailboxId: string, role: string, unread: 0 | 1): Promise<{ id: string; uid: number } | undefined> {
+    const r = await runCompiled<{ id: string; next_uid: number | bigint }>(
+      this.ctx.db,
+      this.ctx.dialect,
+      'folders.enter_by_role',
+      (d) =>
+        d
+          .updateTable('folders')
+          .set((eb) => ({ next_uid: eb('next_uid', '+', 1), total_messages: eb('total_messages', '+', 1), unread_messages: eb('unread_messages', '+', unread) }))
+          .where('mailbox_id', '=', mailboxId)
+          .where('role', '=', role)
+          .returning(['id', 'next_uid']),
+      [1, 1, unread, mailboxId, role],
+    );
+    const row = r.rows[0];
+    return row && { id: row.id, uid: Number(row.next_uid) - 1 };
+  }
+
   /** Reserves `count` consecutive UIDs and returns the first. Call inside a transaction. */
   async allocateUids(id: string, count: number): Promise<number> {
     const r = await runCompiled<{ next_uid: number | bigint }>(

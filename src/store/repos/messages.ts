@@ -50,6 +50,12 @@ export interface MessageInsert {
   uids: Map<string, number>;
   /** The full-text fields, folded by the caller (foldForSearch). */
   search: { subject: string; addresses: string; body: string };
+  /**
+   * Counters the caller has moved for this message already: its folders' totals
+   * (FoldersRepo.enterByRole) and its thread's (a thread made for it, ThreadsRepo.insert with
+   * `first`). The rest are moved here.
+   */
+  counted?: { folders: boolean; thread: boolean };
 }
 
 export interface FolderMembership {
@@ -111,10 +117,13 @@ export class MessagesRepo {
       );
     }
     const unread = row.seen === 1 ? 0 : 1;
+    const folderDelta = m.counted?.folders ? 0 : 1;
+    const threadDelta = m.counted?.thread ? 0 : 1;
     if (dialect === 'postgres' && m.folderIds.length > 0) {
-      // Every counter in one statement: one round trip per message instead of four.
+      // Every counter in one statement: one round trip per message instead of four (those the
+      // caller counted move by zero).
       await sql`WITH f AS (
-          UPDATE folders SET total_messages = total_messages + 1, unread_messages = unread_messages + ${unread} WHERE id IN (${sql.join(m.folderIds)}) RETURNING id
+          UPDATE folders SET total_messages = total_messages + ${folderDelta}, unread_messages = unread_messages + ${folderDelta * unread} WHERE id IN (${sql.join(m.folderIds)}) RETURNING id
         ), tf AS (
           INSERT INTO thread_folders (thread_id, folder_id, mailbox_id, n) SELECT ${row.thread_id}, f.id, ${row.mailbox_id}, 1 FROM f
           ON CONFLICT (thread_id, folder_id) DO UPDATE SET n = thread_folders.n + 1 RETURNING 1
@@ -122,11 +131,11 @@ export class MessagesRepo {
           INSERT INTO mailbox_message_counts (mailbox_id, total, unread) VALUES (${row.mailbox_id}, 1, ${unread})
           ON CONFLICT (mailbox_id) DO UPDATE SET total = mailbox_message_counts.total + 1, unread = mailbox_message_counts.unread + EXCLUDED.unread RETURNING 1
         )
-        UPDATE threads SET message_count = message_count + 1, unread_count = unread_count + ${unread}, attachment_count = attachment_count + ${row.has_attachments === 1 ? 1 : 0}
+        UPDATE threads SET message_count = message_count + ${threadDelta}, unread_count = unread_count + ${threadDelta * unread}, attachment_count = attachment_count + ${threadDelta * (row.has_attachments === 1 ? 1 : 0)}
         WHERE id = ${row.thread_id}`.execute(db);
       return;
     }
-    await this.countFolders(row, m.folderIds, 1, unread);
+    await this.countFolders(row, m.folderIds, 1, unread, m.counted?.folders === true);
     await runCompiled(
       db,
       dialect,
@@ -138,6 +147,7 @@ export class MessagesRepo {
           .onConflict((oc) => oc.column('mailbox_id').doUpdateSet((eb) => ({ total: eb('mailbox_message_counts.total', '+', 1), unread: eb('mailbox_message_counts.unread', '+', unread) }))),
       [row.mailbox_id, 1, unread, 1, unread],
     );
+    if (m.counted?.thread) return;
     const attachments = row.has_attachments === 1 ? 1 : 0;
     await runCompiled(
       db,
@@ -152,12 +162,15 @@ export class MessagesRepo {
     );
   }
 
-  /** A message enters (+1) or leaves (-1) these folders: the folders' and its thread's per-folder counters. */
-  private async countFolders(row: Pick<MessageRow, 'id' | 'thread_id' | 'mailbox_id'>, folderIds: string[], delta: 1 | -1, unread: number): Promise<void> {
+  /**
+   * A message enters (+1) or leaves (-1) these folders: the folders' and its thread's per-folder
+   * counters. `foldersCounted`: the folders' own totals have moved already (FoldersRepo.enterByRole).
+   */
+  private async countFolders(row: Pick<MessageRow, 'id' | 'thread_id' | 'mailbox_id'>, folderIds: string[], delta: 1 | -1, unread: number, foldersCounted = false): Promise<void> {
     const db = this.ctx.db;
     for (const folderId of folderIds) {
       const unreadDelta = delta * unread;
-      await runCompiled(
+      if (!foldersCounted) await runCompiled(
         db,
         this.ctx.dialect,
         'messages.count_folder',

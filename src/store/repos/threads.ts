@@ -18,12 +18,14 @@ export class ThreadsRepo {
   }
 
   /**
-   * A new thread; its counters start at zero and move with each message written (messages.ts).
+   * A new thread; its counters move with each message written (messages.ts). `first`: the message
+   * it is made for, counted already (MessageInsert.counted.thread), else they start at zero.
    * Its 'created' change is the caller's to append: ingest appends a batch's thread changes in one
    * statement (changes.appendMany).
    */
-  async insert(row: Omit<ThreadRow, 'message_count' | 'unread_count' | 'attachment_count'>): Promise<void> {
-    await insertRows(this.ctx.db, this.ctx.dialect, 'threads', { ...row, message_count: 0, unread_count: 0, attachment_count: 0 });
+  async insert(row: Omit<ThreadRow, 'message_count' | 'unread_count' | 'attachment_count'>, first?: { unread: 0 | 1; attachments: 0 | 1 }): Promise<void> {
+    const counts = first ? { message_count: 1, unread_count: first.unread, attachment_count: first.attachments } : { message_count: 0, unread_count: 0, attachment_count: 0 };
+    await insertRows(this.ctx.db, this.ctx.dialect, 'threads', { ...row, ...counts });
   }
 
   async get(id: string): Promise<ThreadRow | undefined> {
