@@ -23,7 +23,22 @@ describeEachBackend('ingest batching', (backend) => {
     const raws = await Promise.all(
       Array.from({ length: 90 }, (_, i) => buildMessage({ to: boxes[i % 3]!.email, subject: `concurrent ${i}`, text: `body ${i}`, messageId: `<c${i}@batch.test>` })),
     );
-    const results = await Promise.all(raws.map((raw, i) => app.services.ingest.deliver({ raw, targets: [{ mailboxId: boxes[i % 3]!.id }] })));
+    // Shared batches, all written whole: none falls back to one transaction per delivery (which
+    // would hide, say, two deliveries of one batch given the same search key).
+    const retried: object[] = [];
+    const log = app.services.log;
+    const warn = log.warn;
+    log.warn = (obj) => {
+      if ((obj as { event?: string }).event === 'ingest.batch_retry') retried.push(obj);
+      warn.call(log, obj);
+    };
+    let results: Awaited<ReturnType<typeof app.services.ingest.deliver>>[];
+    try {
+      results = await Promise.all(raws.map((raw, i) => app.services.ingest.deliver({ raw, targets: [{ mailboxId: boxes[i % 3]!.id }] })));
+    } finally {
+      log.warn = warn;
+    }
+    assert.deepEqual(retried, []);
     assert.equal(results.filter((r) => r.delivered.length === 1).length, 90);
     for (const box of boxes) {
       const ids = results.flatMap((r) => r.delivered).filter((d) => d.mailboxId === box.id).map((d) => d.messageId);

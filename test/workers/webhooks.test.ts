@@ -289,6 +289,26 @@ describeEachBackend('webhook worker wake-up', (backend) => {
     const got = receiver.requests.map((r) => json(r) as { type: string; data: { mailbox_id: string } });
     assert.deepEqual(got.map((e) => [e.type, e.data.mailbox_id]), [['message.received', watched.id]]);
   });
+
+  test('deliveries committed in one batch each reach the webhook, once', async () => {
+    const app = rig.app;
+    const a = await createMailbox(app, 'batch-hook-a');
+    const b = await createMailbox(app, 'batch-hook-b');
+    const hook = await app.api('POST', '/api/v1/webhooks', { body: { url: receiver.url('/batch'), event_types: ['message.received'], filters: { mailbox_ids: [a.id, b.id] } } });
+    assert.equal(hook.status, 201, hook.text);
+    const start = receiver.requests.length;
+    // Delivered together: they share batches (one transaction each), whose events fan out to the
+    // same team's webhooks.
+    const ids = Array.from({ length: 12 }, (_, i) => `batched-${i}@batch.test`);
+    const box = (i: number): TestMailbox => (i % 2 === 0 ? a : b);
+    const raws = await Promise.all(ids.map((id, i) => buildMessage({ to: box(i).email, subject: `batched ${i}`, messageId: `<${id}>` })));
+    const results = await Promise.all(raws.map((raw, i) => app.services.ingest.deliver({ raw, targets: [{ mailboxId: box(i).id }], announce: { sender: 'alice@example.org' } })));
+    assert.equal(results.filter((r) => r.delivered.length === 1).length, ids.length);
+    await receiver.waitFor(start + ids.length);
+    const got = receiver.requests.slice(start).map((r) => json(r) as { data: { mailbox_id: string; message_id: string } });
+    assert.deepEqual(got.map((e) => e.data.message_id).sort(), [...ids].sort());
+    for (const e of got) assert.equal(e.data.mailbox_id, box(ids.indexOf(e.data.message_id)).id);
+  });
 });
 
 describeEachBackend('webhook retries', (backend) => {

@@ -67,6 +67,12 @@ export interface FolderMembership {
 export class MessagesRepo {
   private readonly ctx: RepoContext;
   private readonly changes: ChangesRepo;
+  /**
+   * SQLite, inside a transaction: the last search key it took in each 10 ms slice. Nothing else
+   * inserts messages while it holds the write lock, so the next key in a slice is that one + 1
+   * without reading the index again (a batch's deliveries often share a slice).
+   */
+  private readonly topKeys = new Map<number, number>();
   constructor(ctx: RepoContext) {
     this.ctx = ctx;
     this.changes = new ChangesRepo(ctx);
@@ -95,10 +101,12 @@ export class MessagesRepo {
     } else {
       // The rowid is the search key: a free slot in the 10 ms slice of received_at (message-query.ts).
       const floor = searchKeyFloor(row.received_at);
+      let top: number | bigint | null | undefined = this.ctx.inTransaction ? this.topKeys.get(floor) : undefined;
       // Keys are bound as integers (a JS number is bound as a float).
-      const top = (await runSql<{ k: number | bigint | null }>(db, SQLITE_TOP_KEY, [BigInt(floor), BigInt(floor + SEARCH_KEY_SLOTS)])).rows[0]?.k ?? null;
+      top ??= (await runSql<{ k: number | bigint | null }>(db, SQLITE_TOP_KEY, [BigInt(floor), BigInt(floor + SEARCH_KEY_SLOTS)])).rows[0]?.k ?? null;
       const key = top === null ? floor : Number(top) + 1;
       if (key >= floor + SEARCH_KEY_SLOTS) throw new Error(`more than ${SEARCH_KEY_SLOTS} messages received in one 10 ms slice`);
+      if (this.ctx.inTransaction) this.topKeys.set(floor, key);
       await insertRows(db, dialect, 'messages', { ...index, rowid: BigInt(key) });
       await runSql(db, SQLITE_FTS_INSERT, [BigInt(key), mailboxSearchToken(row.mailbox_id), search.subject, search.addresses, search.body]);
       // Same rowid as the messages row (migration 010): appended in about received order, no index of its own.

@@ -25,11 +25,17 @@ const PURGE_BATCH = 5000;
 
 export class WebhooksRepo {
   private readonly ctx: RepoContext;
+  /**
+   * Inside a transaction: deliverableForTeam's answer per team, until this transaction changes a
+   * webhook. The fan-out asks for every event, and a batch of deliveries is one transaction.
+   */
+  private deliverable: Map<string, WebhookRow[]> | null = null;
   constructor(ctx: RepoContext) {
     this.ctx = ctx;
   }
 
   async insert(row: WebhookRow): Promise<void> {
+    this.deliverable = null;
     await this.ctx.db.insertInto('webhooks').values(row).execute();
   }
 
@@ -59,17 +65,22 @@ export class WebhooksRepo {
 
   /** The team's webhooks that take new events: enabled and not failing. */
   async deliverableForTeam(teamId: string): Promise<WebhookRow[]> {
+    const kept = this.deliverable?.get(teamId);
+    if (kept) return kept;
     // Read by the fan-out of every event: compiled once.
     const r = await runCompiled<WebhookRow>(this.ctx.db, this.ctx.dialect, 'webhooks.deliverable_for_team', (d) => d.selectFrom('webhooks').selectAll().where('team_id', '=', teamId).where('enabled', '=', 1).where('failing', '=', 0), [teamId, 1, 0]);
+    if (this.ctx.inTransaction) (this.deliverable ??= new Map()).set(teamId, r.rows);
     return r.rows;
   }
 
   async update(id: string, patch: Partial<Omit<WebhookRow, 'id' | 'team_id' | 'created_at'>>): Promise<void> {
+    this.deliverable = null;
     await this.ctx.db.updateTable('webhooks').set(patch).where('id', '=', id).execute();
   }
 
   /** Deletes the webhook with its outbox rows (in-flight retries are dropped) and attempts. */
   async delete(id: string): Promise<void> {
+    this.deliverable = null;
     await this.ctx.db.deleteFrom('webhook_attempts').where('webhook_id', '=', id).execute();
     await this.ctx.db.deleteFrom('webhook_deliveries').where('webhook_id', '=', id).execute();
     await this.ctx.db.deleteFrom('webhooks').where('id', '=', id).execute();
