@@ -15,8 +15,8 @@ export interface Compilable {
   compile(): CompiledQuery;
 }
 
-/** SQL text per dialect and shape. Shapes come from code, never from user input: the map stays small. */
-const compiled = new Map<string, string>();
+/** SQL text per dialect and shape. Shapes come from code, never from user input: the maps stay small. */
+const compiled: Record<Dialect, Map<string, string>> = { sqlite: new Map(), postgres: new Map() };
 
 function sameParams(a: readonly unknown[], b: readonly unknown[]): boolean {
   return a.length === b.length && a.every((p, i) => p === b[i]);
@@ -36,14 +36,14 @@ export function preparedName(sqlText: string): string | undefined {
 
 /** The SQL text of `build(db)` in this dialect, compiled only the first time this shape is seen. */
 export function compiledSql(db: Kysely<Database>, dialect: Dialect, shape: string, build: (db: Kysely<Database>) => Compilable, params: readonly unknown[]): string {
-  const key = `${dialect}\u0000${shape}`;
-  let sqlText = compiled.get(key);
+  const byShape = compiled[dialect];
+  let sqlText = byShape.get(shape);
   if (sqlText === undefined) {
     const c = build(db).compile();
     // No values in the message: they may be message text or secrets.
     if (!sameParams(c.parameters, params)) throw new Error(`compiled statement ${shape}: ${params.length} params given, the compiled statement has ${c.parameters.length} or another order`);
     sqlText = c.sql;
-    compiled.set(key, sqlText);
+    byShape.set(shape, sqlText);
     if (dialect === 'postgres' && !preparedNames.has(sqlText)) preparedNames.set(sqlText, `mmx_${preparedNames.size + 1}`);
   }
   return sqlText;

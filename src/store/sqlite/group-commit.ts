@@ -238,7 +238,10 @@ class Lease implements DatabaseConnection {
    * DELETE that touched no row wrote nothing (a worker's claim that found no work): no flush.
    */
   run(compiledQuery: CompiledQuery, prepared?: SqliteDatabase.Statement): { result: QueryResult<unknown>; wrote: boolean } {
-    const { sql, parameters } = compiledQuery;
+    return this.runSql(compiledQuery.sql, compiledQuery.parameters, prepared);
+  }
+
+  private runSql(sql: string, parameters: readonly unknown[], prepared?: SqliteDatabase.Statement): { result: QueryResult<unknown>; wrote: boolean } {
     const stmt = prepared ?? this.db.prepare(sql);
     if (stmt.reader) {
       const rows = stmt.all(parameters as unknown[]);
@@ -262,7 +265,7 @@ class Lease implements DatabaseConnection {
    */
   runInTransaction(sqlText: string, params: readonly unknown[]): QueryResult<unknown> {
     if (!this.inTransaction) throw new Error('a statement of a transaction that is no longer open');
-    return this.run(CompiledQuery.raw(sqlText, params as unknown[]), this.db.prepare(sqlText)).result;
+    return this.runSql(sqlText, params, this.db.prepare(sqlText)).result;
   }
 
   async executeQuery<R>(compiledQuery: CompiledQuery): Promise<QueryResult<R>> {
