@@ -41,8 +41,12 @@ export interface FastRead {
    * The first row of a read-only statement (in the dialect's placeholders), outside any
    * transaction: at once on SQLite, a promise on PostgreSQL. `sameTurn`: the caller runs
    * synchronously in the dispatch of a request received in this event-loop turn (see above).
+   * `keep` false (SQLite): the row is read as it is now, without the change marker and without
+   * keeping it, for reads made while other writers commit every few milliseconds (inbound
+   * recipient checks while mail is written): a kept row would hardly ever be reused, and checking
+   * the marker costs two reads of the -shm file.
    */
-  first<T>(name: string, sqlText: string, params: readonly unknown[], shared?: boolean, sameTurn?: boolean): T | undefined | typeof FAST_READ_UNAVAILABLE | Promise<T | undefined | typeof FAST_READ_UNAVAILABLE>;
+  first<T>(name: string, sqlText: string, params: readonly unknown[], shared?: boolean, sameTurn?: boolean, keep?: boolean): T | undefined | typeof FAST_READ_UNAVAILABLE | Promise<T | undefined | typeof FAST_READ_UNAVAILABLE>;
   close(): void;
 }
 
@@ -125,9 +129,22 @@ export function sqliteFastRead(file: SqliteDatabase.Database): FastRead {
     turnEnd ??= setImmediate(endTurn);
   };
 
+  const prepared = (name: string, sqlText: string): SqliteDatabase.Statement => {
+    let stmt = statements.get(name);
+    if (stmt === undefined) {
+      stmt = file.prepare(sqlText);
+      statements.set(name, stmt);
+    }
+    return stmt;
+  };
+
   return {
-    first<T>(name: string, sqlText: string, params: readonly unknown[], shared = false, sameTurn = false) {
+    first<T>(name: string, sqlText: string, params: readonly unknown[], shared = false, sameTurn = false, keep = true) {
       if (closed) return FAST_READ_UNAVAILABLE;
+      if (!keep) {
+        if (file.inTransaction || !file.open) return FAST_READ_UNAVAILABLE;
+        return prepared(name, sqlText).get(...params) as T | undefined;
+      }
       const before = sameTurn ? headerForTurn() : header.read();
       let key = name;
       for (const p of params) key += `\u0000${String(p)}`;
@@ -138,12 +155,7 @@ export function sqliteFastRead(file: SqliteDatabase.Database): FastRead {
       }
       // Inside a transaction (ours, of any request) the connection would show its uncommitted writes.
       if (file.inTransaction || !file.open) return FAST_READ_UNAVAILABLE;
-      let stmt = statements.get(name);
-      if (stmt === undefined) {
-        stmt = file.prepare(sqlText);
-        statements.set(name, stmt);
-      }
-      const row = stmt.get(...params) as T | undefined;
+      const row = prepared(name, sqlText).get(...params) as T | undefined;
       if (before !== null && row !== undefined) {
         // Keep the row only if nothing committed while it was read: it is then the state `before` names.
         const after = header.read();

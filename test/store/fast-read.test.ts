@@ -89,6 +89,28 @@ describeEachBackend('fast point reads', (backend) => {
     assert.equal((await a.mailboxes.get('mbx_one'))?.status, 'deleted');
   });
 
+  test('the recipient reads (never kept) show what is committed now, by either process, and a transaction its own writes', async () => {
+    await mailbox('mbx_rcpt');
+    const email = 'mbx_rcpt@example.test';
+    for (let i = 0; i < 3; i++) assert.equal((await a.mailboxes.liveByEmail(email))?.status, 'active');
+    await b.mailboxes.update('mbx_rcpt', { status: 'suspended', updated_at: NOW });
+    assert.equal((await a.mailboxes.liveByEmail(email))?.status, 'suspended');
+    await a.mailboxes.update('mbx_rcpt', { display_name: 'Own write', updated_at: NOW });
+    assert.equal((await a.mailboxes.liveByEmail(email))?.display_name, 'Own write');
+    await b.mailboxes.update('mbx_rcpt', { status: 'deleted', updated_at: NOW, deleted_at: NOW });
+    assert.equal(await a.mailboxes.liveByEmail(email), undefined);
+
+    assert.equal((await a.filters.get('mailbox', 'mbx_rcpt'))?.mode, undefined);
+    await b.filters.put({ owner_kind: 'mailbox', owner_id: 'mbx_rcpt', mode: 'denylist', rules: '[]', updated_at: NOW }, 'team_a');
+    assert.equal((await a.filters.get('mailbox', 'mbx_rcpt'))?.mode, 'denylist');
+    await a.transaction(async (tx) => {
+      await tx.filters.put({ owner_kind: 'mailbox', owner_id: 'mbx_rcpt', mode: 'allowlist', rules: '[]', updated_at: NOW }, 'team_a');
+      assert.equal((await tx.filters.get('mailbox', 'mbx_rcpt'))?.mode, 'allowlist');
+    });
+    assert.equal((await b.filters.get('mailbox', 'mbx_rcpt'))?.mode, 'allowlist');
+    assert.equal(await a.domains.receivesMail('nowhere.example.test'), false);
+  });
+
   test('a key whose mailbox row is gone reads with a null status', async () => {
     await key('smx_mbx2', 'smx_mbx_orphan', 'mbx_missing');
     const row = await a.keys.forAuthentication(hashSecret('smx_mbx_orphan'));

@@ -41,6 +41,21 @@ async function throughKysely<T>(ctx: RepoContext, name: string, build: (db: Kyse
   return r.rows[0];
 }
 
+/**
+ * The first row of `build(db)` as the database holds it now, on the fast path without keeping it
+ * (FastRead.first's `keep`): for point reads made while other writers commit every few
+ * milliseconds (inbound recipient checks), where a kept row is hardly ever reused.
+ */
+export async function readCurrent<T>(ctx: RepoContext, name: string, build: (db: Kysely<Database>) => PointQuery<T>, params: readonly unknown[]): Promise<T | undefined> {
+  const fast = ctx.fast;
+  if (fast) {
+    const sqlText = compiledSql(ctx.db, ctx.dialect, `read ${name}`, build, params);
+    const row = await fast.first<T>(name, sqlText, params, true, false, false);
+    if (row !== FAST_READ_UNAVAILABLE) return row;
+  }
+  return throughKysely(ctx, name, build, params);
+}
+
 /** readFirstNow, always as a promise. */
 export async function readFirst<T>(ctx: RepoContext, name: string, build: (db: Kysely<Database>) => PointQuery<T>, params: readonly unknown[], shared = false): Promise<T | undefined> {
   return readFirstNow(ctx, name, build, params, shared);

@@ -4,7 +4,7 @@ import type { DomainsTable } from '../schema.ts';
 import type { ListQuery, RepoContext } from './common.ts';
 import { ChangesRepo } from './changes.ts';
 import { runCompiled } from './compiled.ts';
-import { readFirst } from './cached-read.ts';
+import { readCurrent } from './cached-read.ts';
 
 export type DomainRow = DomainsTable;
 
@@ -36,8 +36,8 @@ export class DomainsRepo {
    * Asked at every RCPT; reads no columns (a domain row carries its DKIM keys, ~3 KB).
    */
   async receivesMail(domain: string): Promise<boolean> {
-    // Every inbound recipient asks: a point read on the fast path (cached-read.ts).
-    const r = await readFirst<{ one: number }>(
+    // Every inbound recipient asks: a point read on the fast path, never kept (cached-read.ts readCurrent).
+    const r = await readCurrent<{ one: number }>(
       this.ctx,
       'domains_receives_mail',
       (d) =>
@@ -49,7 +49,6 @@ export class DomainsRepo {
           .where('verification_status', '=', sql.lit('verified'))
           .where('deleting', '=', sql.lit(0)),
       [domain],
-      true,
     );
     return r !== undefined;
   }

@@ -3,7 +3,7 @@
 import type { FilterSetsTable } from '../schema.ts';
 import type { RepoContext } from './common.ts';
 import { ChangesRepo } from './changes.ts';
-import { readFirst } from './cached-read.ts';
+import { readCurrent } from './cached-read.ts';
 
 export type FilterSetRow = FilterSetsTable;
 
@@ -16,8 +16,8 @@ export class FiltersRepo {
   }
 
   async get(ownerKind: FilterSetRow['owner_kind'], ownerId: string): Promise<FilterSetRow | undefined> {
-    // Read for every inbound recipient (its mailbox's and its domain's): a point read on the fast path (cached-read.ts).
-    return readFirst(this.ctx, 'filter_sets_get', (d) => d.selectFrom('filter_sets').selectAll().where('owner_kind', '=', ownerKind).where('owner_id', '=', ownerId), [ownerKind, ownerId]);
+    // Read for every inbound recipient (its mailbox's and its domain's): a point read on the fast path, never kept (cached-read.ts readCurrent).
+    return readCurrent(this.ctx, 'filter_sets_get', (d) => d.selectFrom('filter_sets').selectAll().where('owner_kind', '=', ownerKind).where('owner_id', '=', ownerId), [ownerKind, ownerId]);
   }
 
   async put(row: FilterSetRow, teamId: string | null): Promise<void> {

@@ -4,7 +4,7 @@ import type { MailboxesTable } from '../schema.ts';
 import { DELETED, type ListQuery, type RepoContext } from './common.ts';
 import { ChangesRepo } from './changes.ts';
 import { runCompiled } from './compiled.ts';
-import { readFirst } from './cached-read.ts';
+import { readCurrent, readFirst } from './cached-read.ts';
 
 export type MailboxRow = MailboxesTable;
 
@@ -28,8 +28,8 @@ export class MailboxesRepo {
 
   /** The live (not deleted) mailbox with this address. */
   async liveByEmail(email: string): Promise<MailboxRow | undefined> {
-    // Every inbound recipient is looked up here: a point read on the fast path (cached-read.ts).
-    return readFirst(this.ctx, 'mailboxes_live_by_email', (d) => d.selectFrom('mailboxes').selectAll().where('email', '=', email).where('status', '<>', DELETED), [email]);
+    // Every inbound recipient is looked up here: a point read on the fast path, never kept (cached-read.ts readCurrent).
+    return readCurrent(this.ctx, 'mailboxes_live_by_email', (d) => d.selectFrom('mailboxes').selectAll().where('email', '=', email).where('status', '<>', DELETED), [email]);
   }
 
   /** A deleted mailbox with this address whose data is still being purged. */
