@@ -41,12 +41,15 @@ export interface FastRead {
    * The first row of a read-only statement (in the dialect's placeholders), outside any
    * transaction: at once on SQLite, a promise on PostgreSQL. `sameTurn`: the caller runs
    * synchronously in the dispatch of a request received in this event-loop turn (see above).
-   * `keep` false (SQLite): the row is read as it is now, without the change marker and without
-   * keeping it, for reads made while other writers commit every few milliseconds (inbound
-   * recipient checks while mail is written): a kept row would hardly ever be reused, and checking
-   * the marker costs two reads of the -shm file.
    */
-  first<T>(name: string, sqlText: string, params: readonly unknown[], shared?: boolean, sameTurn?: boolean, keep?: boolean): T | undefined | typeof FAST_READ_UNAVAILABLE | Promise<T | undefined | typeof FAST_READ_UNAVAILABLE>;
+  first<T>(name: string, sqlText: string, params: readonly unknown[], shared?: boolean, sameTurn?: boolean): T | undefined | typeof FAST_READ_UNAVAILABLE | Promise<T | undefined | typeof FAST_READ_UNAVAILABLE>;
+  /**
+   * The same read of a row as it is now, never kept (SQLite: no change marker read), for reads
+   * made while other writers commit every few milliseconds (inbound recipient checks while mail is
+   * written): a kept row would hardly ever be reused, and checking the marker costs two reads of
+   * the -shm file. The row may be shared (callers do not change it).
+   */
+  current<T>(name: string, sqlText: string, params: readonly unknown[]): T | undefined | typeof FAST_READ_UNAVAILABLE | Promise<T | undefined | typeof FAST_READ_UNAVAILABLE>;
   close(): void;
 }
 
@@ -139,12 +142,13 @@ export function sqliteFastRead(file: SqliteDatabase.Database): FastRead {
   };
 
   return {
-    first<T>(name: string, sqlText: string, params: readonly unknown[], shared = false, sameTurn = false, keep = true) {
+    current<T>(name: string, sqlText: string, params: readonly unknown[]) {
+      // Inside a transaction the connection would show its uncommitted writes.
+      if (closed || file.inTransaction || !file.open) return FAST_READ_UNAVAILABLE;
+      return prepared(name, sqlText).get(...params) as T | undefined;
+    },
+    first<T>(name: string, sqlText: string, params: readonly unknown[], shared = false, sameTurn = false) {
       if (closed) return FAST_READ_UNAVAILABLE;
-      if (!keep) {
-        if (file.inTransaction || !file.open) return FAST_READ_UNAVAILABLE;
-        return prepared(name, sqlText).get(...params) as T | undefined;
-      }
       const before = sameTurn ? headerForTurn() : header.read();
       let key = name;
       for (const p of params) key += `\u0000${String(p)}`;
@@ -301,8 +305,7 @@ export function pgFastRead(pool: pg.Pool): FastRead {
     );
   };
 
-  return {
-    first<T>(name: string, sqlText: string, params: readonly unknown[], shared = false) {
+  const first = <T>(name: string, sqlText: string, params: readonly unknown[], shared = false): T | undefined | typeof FAST_READ_UNAVAILABLE | Promise<T | undefined | typeof FAST_READ_UNAVAILABLE> => {
       if (broken.has(name)) return FAST_READ_UNAVAILABLE;
       // Only text parameters batch (the batched statement takes text arrays): every hot read's are.
       if (!params.every((p) => typeof p === 'string')) return single<T>(name, sqlText, params);
@@ -315,7 +318,12 @@ export function pgFastRead(pool: pg.Pool): FastRead {
         batch.waiters.push({ params, shared, resolve: resolve as (row: unknown) => void, reject });
         flushing ??= setImmediate(flush);
       });
-    },
+  };
+
+  return {
+    first,
+    // Nothing is kept on PostgreSQL anyway.
+    current: (name, sqlText, params) => first(name, sqlText, params, true),
     close() {
       // Reads already asked for are sent now (the pool closes after this).
       if (flushing !== null) {

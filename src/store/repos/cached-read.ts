@@ -43,14 +43,14 @@ async function throughKysely<T>(ctx: RepoContext, name: string, build: (db: Kyse
 
 /**
  * The first row of `build(db)` as the database holds it now, on the fast path without keeping it
- * (FastRead.first's `keep`): for point reads made while other writers commit every few
- * milliseconds (inbound recipient checks), where a kept row is hardly ever reused.
+ * (FastRead.current): for point reads made while other writers commit every few milliseconds
+ * (inbound recipient checks), where a kept row is hardly ever reused.
  */
 export async function readCurrent<T>(ctx: RepoContext, name: string, build: (db: Kysely<Database>) => PointQuery<T>, params: readonly unknown[]): Promise<T | undefined> {
   const fast = ctx.fast;
   if (fast) {
     const sqlText = compiledSql(ctx.db, ctx.dialect, `read ${name}`, build, params);
-    const row = await fast.first<T>(name, sqlText, params, true, false, false);
+    const row = await fast.current<T>(name, sqlText, params);
     if (row !== FAST_READ_UNAVAILABLE) return row;
   }
   return throughKysely(ctx, name, build, params);

@@ -125,22 +125,25 @@ export class MessagesRepo {
       );
     }
     const unread = row.seen === 1 ? 0 : 1;
-    const folderDelta = m.counted?.folders ? 0 : 1;
-    const threadDelta = m.counted?.thread ? 0 : 1;
     if (dialect === 'postgres' && m.folderIds.length > 0) {
-      // Every counter in one statement: one round trip per message instead of four (those the
-      // caller counted move by zero).
-      await sql`WITH f AS (
-          UPDATE folders SET total_messages = total_messages + ${folderDelta}, unread_messages = unread_messages + ${folderDelta * unread} WHERE id IN (${sql.join(m.folderIds)}) RETURNING id
-        ), tf AS (
+      // Every counter in one statement: one round trip per message instead of four. Those the
+      // caller counted (MessageInsert.counted) are left alone.
+      const folders = m.counted?.folders
+        ? sql`SELECT id FROM folders WHERE id IN (${sql.join(m.folderIds)})`
+        : sql`UPDATE folders SET total_messages = total_messages + 1, unread_messages = unread_messages + ${unread} WHERE id IN (${sql.join(m.folderIds)}) RETURNING id`;
+      // A data-modifying WITH runs whether or not the main statement reads it.
+      const thread = m.counted?.thread
+        ? sql`SELECT 1`
+        : sql`UPDATE threads SET message_count = message_count + 1, unread_count = unread_count + ${unread}, attachment_count = attachment_count + ${row.has_attachments === 1 ? 1 : 0}
+        WHERE id = ${row.thread_id}`;
+      await sql`WITH f AS (${folders}), tf AS (
           INSERT INTO thread_folders (thread_id, folder_id, mailbox_id, n) SELECT ${row.thread_id}, f.id, ${row.mailbox_id}, 1 FROM f
           ON CONFLICT (thread_id, folder_id) DO UPDATE SET n = thread_folders.n + 1 RETURNING 1
         ), mc AS (
           INSERT INTO mailbox_message_counts (mailbox_id, total, unread) VALUES (${row.mailbox_id}, 1, ${unread})
           ON CONFLICT (mailbox_id) DO UPDATE SET total = mailbox_message_counts.total + 1, unread = mailbox_message_counts.unread + EXCLUDED.unread RETURNING 1
         )
-        UPDATE threads SET message_count = message_count + ${threadDelta}, unread_count = unread_count + ${threadDelta * unread}, attachment_count = attachment_count + ${threadDelta * (row.has_attachments === 1 ? 1 : 0)}
-        WHERE id = ${row.thread_id}`.execute(db);
+        ${thread}`.execute(db);
       return;
     }
     await this.countFolders(row, m.folderIds, 1, unread, m.counted?.folders === true);
