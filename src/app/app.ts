@@ -35,7 +35,7 @@ export function createLogger(config: Config): Logger {
 /** Store + services, without listeners: what the CLI's key commands need. Close with services.ingest.close(), then store.close(). */
 export async function openServices(config: Config, opts: { log?: Logger; clock?: Clock; pgSchema?: string; maintenance?: { kick(): void } } = {}): Promise<{ store: Store; services: Services }> {
   const clock = opts.clock ?? systemClock;
-  const store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, clock, ...(opts.pgSchema ? { pgSchema: opts.pgSchema } : {}) });
+  const store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, clock, sqliteVfs: config.sqliteVfs, ...(opts.pgSchema ? { pgSchema: opts.pgSchema } : {}) });
   const kick = { fn: (): void => undefined };
   const services = createServices(
     { store, config, clock, log: opts.log ?? createLogger(config) },
@@ -88,6 +88,7 @@ export async function startMailmux(config: Config, opts: { log?: Logger; clock?:
   const addr = http.server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   services.log.info({ event: 'http.listening', address: addr.address, port: addr.port });
+  if (store.sqliteVfs) services.log.info({ event: 'sqlite.vfs', vfs: store.sqliteVfs.vfs, ...(store.sqliteVfs.reason ? { reason: store.sqliteVfs.reason } : {}) });
   // With MAILMUX_HTTP_PORT=0 the configured public URL names port 0; links must name the bound one.
   if (/:0$/.test(config.publicUrl)) config.publicUrl = config.publicUrl.replace(/:0$/, `:${addr.port}`);
 

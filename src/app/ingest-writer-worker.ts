@@ -24,7 +24,7 @@ const log: Logger = {
   warn: (obj) => reply({ type: 'log', level: 'warn', obj }),
   error: (obj) => reply({ type: 'log', level: 'error', obj }),
 };
-const store = await openStore({ databaseUrl: null, dataDir: config.dataDir, clock, writerThread: true });
+const store = await openStore({ databaseUrl: null, dataDir: config.dataDir, clock, writerThread: true, sqliteVfs: config.sqliteVfs });
 const services = createServices({ store, config, clock, log });
 // The outbox rows this thread's commits added: the main thread wakes its webhook worker.
 let enqueued = false;

@@ -38,6 +38,8 @@ export interface Config {
   };
   /** SQLite: ingest writes its batches on a thread of its own (app/ingest-writer.ts). */
   sqliteWriterThread: boolean;
+  /** SQLite: the VFS of the process's connections (store/sqlite/vfs.ts). */
+  sqliteVfs: 'mailmux' | 'unix';
   /** PEM files for STARTTLS (SMTP, later IMAP); both null means a self-signed pair in the data folder. */
   tlsCertFile: string | null;
   tlsKeyFile: string | null;
@@ -90,6 +92,7 @@ export const CONFIG_VARS: readonly VarSpec[] = [
   { name: 'MAILMUX_SMTP_IDLE_TIMEOUT_SECONDS', default: '300', description: 'Inbound SMTP idle time before the server hangs up (RFC 5321 server timeout: 5 minutes)' },
   { name: 'MAILMUX_SMTP_INSPECT_WORKERS', default: '(0 with 2 cores or fewer, else cores - 1, at most 4)', description: 'Worker threads that authenticate (SPF, DKIM, DMARC, ARC) and parse inbound mail while the main thread speaks SMTP; 0 does it on the main thread' },
   { name: 'MAILMUX_SQLITE_WRITER_THREAD', default: 'true', description: 'SQLite: received mail is written to the database by a thread of its own, with its own connection, while the main thread speaks SMTP and serves the API; false writes on the main thread' },
+  { name: 'MAILMUX_SQLITE_VFS', default: 'mailmux', description: "SQLite: `mailmux` writes each commit's WAL pages with one system call instead of two per page (a C shim built by `npm install`; SQLite's own VFS is used when it could not be built); `unix` always uses SQLite's own" },
   { name: 'MAILMUX_SMTP_QUOTA_REPLY', default: 'temporary', description: 'Over-quota answer at RCPT: `temporary` (452 4.2.2, the sender retries) or `permanent` (552 5.2.2)' },
   { name: 'MAILMUX_TLS_CERT_FILE', default: '(unset: self-signed, made on first start)', description: 'PEM certificate chain for STARTTLS; set together with MAILMUX_TLS_KEY_FILE' },
   { name: 'MAILMUX_TLS_KEY_FILE', default: '(unset: self-signed, made on first start)', description: 'PEM private key for STARTTLS; the self-signed pair is kept in `<data dir>/tls/`' },
@@ -215,6 +218,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       inspectWorkers: int(env, 'MAILMUX_SMTP_INSPECT_WORKERS', defaultInspectWorkers(availableParallelism())),
     },
     sqliteWriterThread: oneOf(env, 'MAILMUX_SQLITE_WRITER_THREAD', ['true', 'false'] as const, 'true') === 'true',
+    sqliteVfs: oneOf(env, 'MAILMUX_SQLITE_VFS', ['mailmux', 'unix'] as const, 'mailmux'),
     tlsCertFile: tls.cert,
     tlsKeyFile: tls.key,
     spamThreshold: num(env, 'MAILMUX_SPAM_THRESHOLD', 5),

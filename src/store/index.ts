@@ -38,6 +38,7 @@ import { ProvidersRepo } from './repos/providers.ts';
 import { DeliveryLogsRepo } from './repos/delivery-logs.ts';
 import { BlobRowsRepo } from './repos/blob-rows.ts';
 import { GroupCommitSqliteDialect, type SideWriter } from './sqlite/group-commit.ts';
+import { useSqliteVfs, type SqliteVfs } from './sqlite/vfs.ts';
 
 export type { Dialect } from './dialect.ts';
 export type { SideWriter } from './sqlite/group-commit.ts';
@@ -113,6 +114,8 @@ export interface Store extends Repos {
    * this.
    */
   readonly sideWriter: SideWriter | null;
+  /** SQLite: the VFS its connections use, and why not the mailmux one when it is not; null on PostgreSQL. */
+  readonly sqliteVfs: { vfs: SqliteVfs; reason: string | null } | null;
   /** Tells every process sharing the database that events were committed (PostgreSQL NOTIFY; a no-op on SQLite). */
   notifyEvents(): Promise<void>;
   /** Calls fn when another process commits events; returns the unsubscribe. */
@@ -136,6 +139,8 @@ export interface StoreOptions {
    * acknowledges anything they wrote.
    */
   writerThread?: boolean;
+  /** SQLite: the VFS for this process's connections (sqlite/vfs.ts); default `mailmux`. */
+  sqliteVfs?: SqliteVfs;
 }
 
 function reposFor(ctx: RepoContext): Repos {
@@ -292,6 +297,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   let blobs: BlobStore;
   let fast: FastRead;
   let sqliteDialect: GroupCommitSqliteDialect | null = null;
+  let sqliteVfs: Store['sqliteVfs'] = null;
   if (options.databaseUrl) {
     dialect = 'postgres';
     const pool = new pg.Pool({
@@ -305,6 +311,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   } else {
     dialect = 'sqlite';
     mkdirSync(options.dataDir, { recursive: true });
+    sqliteVfs = useSqliteVfs(options.sqliteVfs ?? 'mailmux');
     const file = new SqliteDatabase(join(options.dataDir, 'mailmux.sqlite'));
     file.pragma('journal_mode = WAL');
     // NORMAL, with the WAL flushed by the driver before a commit resolves: a commit is on disk
@@ -343,6 +350,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     dialect,
     blobs,
     sideWriter: sqliteDialect ? sqliteDialect.driver!.side : null,
+    sqliteVfs,
     transaction: async (fn) => {
       const hooks: (() => void)[] = [];
       const written: (() => void)[] = [];
