@@ -5,7 +5,7 @@
 // --pipelining yes: each sender sends MAIL, RCPT and DATA in one packet and then reads the three
 // replies (RFC 2920; Postfix's SMTP client does so whenever the server offers PIPELINING);
 // no (the default): one command at a time, waiting for each reply.
-import { arg, cpuMs, summary, threadCpuMs, writtenBytes, createBenchMailbox, benchMessage as message, dataBytes, rssMiB, SmtpClient, startBenchServer } from './lib.ts';
+import { arg, cpuMs, ioCalls, summary, threadCpuMs, writtenBytes, createBenchMailbox, benchMessage as message, dataBytes, rssMiB, SmtpClient, startBenchServer } from './lib.ts';
 
 const backend = arg('backend', 'sqlite');
 const total = Number(arg('messages', '10000'));
@@ -32,6 +32,8 @@ async function main(): Promise<void> {
   const main0 = cpuMs(pid, true);
   let mainAtLast250 = 0;
   const written0 = writtenBytes(pid);
+  const calls0 = ioCalls(pid);
+  let callsAtLast250 = calls0;
   const threads0 = threadCpuMs(pid);
   let threadsAtLast250 = threads0;
   /** From the final "." to its 250: how long storing a message takes, as the sender sees it. */
@@ -71,6 +73,7 @@ async function main(): Promise<void> {
             cpuAtLast250 = cpuMs(pid);
             mainAtLast250 = cpuMs(pid, true);
             writtenAtLast250 = writtenBytes(pid);
+            callsAtLast250 = ioCalls(pid);
             threadsAtLast250 = threadCpuMs(pid);
           }
         }
@@ -98,7 +101,7 @@ async function main(): Promise<void> {
   console.log(`backend ${backend}: ${total} messages of ${Math.round(size / 1024)} KB, ${senders} concurrent senders${pipelining ? ' (pipelining)' : ''}, ${MAILBOXES} mailboxes`);
   console.log(`first connect to last 250: ${seconds.toFixed(2)} s = ${Math.round(total / seconds)} msg/s; stored ${stored}/${total}; server RSS ${rss} MiB`);
   // CPU per message moves less than msg/s when other work shares the cores.
-  console.log(`server CPU per message: ${((cpuAtLast250 - cpu0) / total).toFixed(2)} ms (main thread ${((mainAtLast250 - main0) / total).toFixed(2)} ms); written (WAL, checkpoints, files, sockets): ${((writtenAtLast250 - written0) / total / 1024).toFixed(1)} KiB per message`);
+  console.log(`server CPU per message: ${((cpuAtLast250 - cpu0) / total).toFixed(2)} ms (main thread ${((mainAtLast250 - main0) / total).toFixed(2)} ms); written (WAL, checkpoints, files, sockets): ${((writtenAtLast250 - written0) / total / 1024).toFixed(1)} KiB per message, in ${((callsAtLast250.writes - calls0.writes) / total).toFixed(1)} write calls (${((callsAtLast250.reads - calls0.reads) / total).toFixed(1)} read calls)`);
   const perThread = [...threadsAtLast250]
     .map(([name, ms]) => [name, (ms - (threads0.get(name) ?? 0)) / total] as const)
     .filter(([, ms]) => ms >= 0.01)
