@@ -168,3 +168,33 @@ test('a process killed right after its commits returned loses none of them', { s
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('MAILMUX_SQLITE_VFS=unix keeps SQLite\'s own VFS for the whole process', async () => {
+  // A process of its own: the choice is process-wide, and this one has loaded the shim already.
+  const dir = mkdtempSync(join(tmpdir(), 'mailmux-vfs-unix-'));
+  const script = join(dir, 'probe.mjs');
+  const root = new URL('../..', import.meta.url).pathname;
+  writeFileSync(
+    script,
+    `
+import { loadConfig } from ${JSON.stringify(join(root, 'src/config/config.ts'))};
+import { openStore } from ${JSON.stringify(join(root, 'src/store/index.ts'))};
+import { sqliteVfsStats } from ${JSON.stringify(join(root, 'src/store/sqlite/vfs.ts'))};
+const config = loadConfig({ MAILMUX_DATA_DIR: ${JSON.stringify(dir)}, MAILMUX_SQLITE_VFS: 'unix' });
+const store = await openStore({ databaseUrl: null, dataDir: config.dataDir, sqliteVfs: config.sqliteVfs });
+process.stdout.write(JSON.stringify({ vfs: store.sqliteVfs, stats: sqliteVfsStats() }));
+await store.close();
+`,
+  );
+  try {
+    const out = await new Promise<string>((resolve, reject) => {
+      const child = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let text = '';
+      child.stdout.on('data', (d: Buffer) => (text += d.toString()));
+      child.once('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`probe exited with ${code}`))));
+    });
+    assert.deepEqual(JSON.parse(out), { vfs: { vfs: 'unix', reason: 'MAILMUX_SQLITE_VFS=unix' }, stats: null });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
