@@ -1,18 +1,19 @@
 // The ingest writer thread (see ingest-writer.ts): a second connection to the store's SQLite file,
 // the same services on it, and every job the main thread posts queued with IngestService.enqueue,
 // which batches them as the store's own connection would. Per batch it reports twice, both once
-// its COMMIT has run: `written` (the main thread may hand the write gate on) and `done`, with each
-// job's outcome and the events it appended. Neither is durable yet: this connection does not flush
-// its commits (openStore's writerThread), the main thread does before it acknowledges them.
-import { parentPort, workerData } from 'node:worker_threads';
+// its COMMIT has run: `written` to the main thread (which may hand the write gate on), and each
+// job's outcome with the events it appended to the flusher thread (ingest-flusher-worker.ts), which
+// flushes the WAL and only then passes them on to the main thread. This connection does not flush
+// its commits itself (openStore's writerThread): its thread goes on with the next batch.
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import type { Config } from '../config/config.ts';
 import { openStore } from '../store/index.ts';
 import { createServices } from '../services/index.ts';
 import type { Logger } from '../services/context.ts';
 import type { IngestJob, JobOutcome } from '../services/mail/ingest.ts';
-import type { WriterReply, WriterRequest } from './ingest-writer.ts';
+import type { WriterDone, WriterReply, WriterRequest } from './ingest-writer.ts';
 
-const { config } = workerData as { config: Config };
+const { config, toFlusher } = workerData as { config: Config; toFlusher: MessagePort };
 const port = parentPort!;
 const reply = (r: WriterReply): void => port.postMessage(r);
 // The main thread's clock, read when it posted the newest job (tests run on a clock of their own).
@@ -42,7 +43,7 @@ function settled(id: number, outcome: JobOutcome): void {
       done = [];
       const e = enqueued;
       enqueued = false;
-      reply({ type: 'done', items, enqueued: e });
+      toFlusher.postMessage({ items, enqueued: e } satisfies WriterDone);
     });
   }
   done.push({ id, outcome });
@@ -61,7 +62,10 @@ function write(id: number, job: IngestJob): void {
 
 port.on('message', (msg: WriterRequest) => {
   if (msg.type === 'close') {
-    void store.close().finally(() => port.close());
+    void store.close().finally(() => {
+      toFlusher.close();
+      port.close();
+    });
     return;
   }
   now = msg.now;

@@ -135,8 +135,8 @@ export interface StoreOptions {
    * SQLite: this store is the ingest writer thread's second connection to a database the process's
    * main store has opened: it runs no migrations (the main store has) and no checkpoints (the main
    * store's connection does, counting this one's commits through sideWriter). Its commits resolve
-   * at COMMIT, before they are durable: the main thread flushes them (sideWriter.flush) before it
-   * acknowledges anything they wrote.
+   * at COMMIT, before they are durable: another thread flushes the WAL (app/ingest-flusher-worker.ts)
+   * before anything they wrote is acknowledged.
    */
   writerThread?: boolean;
   /** SQLite: the VFS for this process's connections (sqlite/vfs.ts); default `mailmux`. */
@@ -290,6 +290,11 @@ class CurrentSchemaPostgresDialect extends PostgresDialect {
   }
 }
 
+/** The SQLite database file of a data folder (its WAL is this path + `-wal`). */
+export function sqliteDatabasePath(dataDir: string): string {
+  return join(dataDir, 'mailmux.sqlite');
+}
+
 export async function openStore(options: StoreOptions): Promise<Store> {
   const clock = options.clock ?? systemClock;
   let db: Kysely<Database>;
@@ -312,7 +317,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     dialect = 'sqlite';
     mkdirSync(options.dataDir, { recursive: true });
     sqliteVfs = useSqliteVfs(options.sqliteVfs ?? 'mailmux');
-    const file = new SqliteDatabase(join(options.dataDir, 'mailmux.sqlite'));
+    const file = new SqliteDatabase(sqliteDatabasePath(options.dataDir));
     file.pragma('journal_mode = WAL');
     // NORMAL, with the WAL flushed by the driver before a commit resolves: a commit is on disk
     // before we answer (SMTP 250 promises durability), and concurrent commits share one flush.

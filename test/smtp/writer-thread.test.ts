@@ -113,42 +113,44 @@ describeEachBackend('ingest writer thread', (backend) => {
     );
   });
 
-  test('a 250 waits for the main thread\'s flush of the WAL after the thread\'s commit; a failed flush answers 451', { skip: backend.name !== 'sqlite' }, async () => {
-    // The thread's connection does not flush its commits: the store's connection flushes the
-    // (shared) WAL on hearing of them, and only then is the sender answered.
-    const side = rig.app.services.store.sideWriter!;
-    const flush = side.flush;
-    const held: { release: () => void; fail: boolean }[] = [];
-    side.flush = () =>
-      new Promise<void>((resolve, reject) => {
-        held.push({ release: () => (held.at(-1)?.fail ? reject(new Error('EIO')) : flush().then(resolve, reject)), fail: false });
-      });
+  test('a 250 waits for the flusher thread\'s flush of the WAL after the writer thread\'s commit; a failed flush answers 451', { skip: backend.name !== 'sqlite' }, async () => {
+    // The writer thread's connection does not flush its commits: the flusher thread flushes the
+    // (shared) WAL on hearing of them, and only then is the sender answered. A rig of its own: the
+    // gate has to reach the flusher when it starts, at the first message.
+    const own = await startSmtpRig(backend);
+    const gate = new Int32Array(new SharedArrayBuffer(8));
+    const open = (): void => {
+      Atomics.store(gate, 0, 0);
+      Atomics.notify(gate, 0);
+    };
     try {
-      const box = boxes[2]!;
+      const w = own.app.services.ingest.writerInUse;
+      assert.ok(w instanceof IngestWriterThread);
+      w.flushGate = gate;
+      Atomics.store(gate, 0, 1);
+      const box = await createMailbox(own.app, 'flush1');
       const raw = await buildMessage({ from: 'sender@example.org', to: box.email, subject: 'flushed first', text: 'durable before the 250' });
       let answered = false;
-      const delivery = transact(rig.port, 'sender@example.org', [box.email], raw).then((r) => ((answered = true), r));
-      const deadline = Date.now() + 5000;
-      while (held.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-      assert.equal(held.length, 1, 'the main thread flushes once the thread has committed');
+      const delivery = transact(own.port, 'sender@example.org', [box.email], raw).then((r) => ((answered = true), r));
       // Committed (another connection reads it), not yet flushed: no reply.
-      assert.ok((await storedMessages(rig.app, box.id)).some((m) => m.subject === 'flushed first'));
+      const deadline = Date.now() + 5000;
+      while (!(await storedMessages(own.app, box.id)).some((m) => m.subject === 'flushed first') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      assert.ok((await storedMessages(own.app, box.id)).some((m) => m.subject === 'flushed first'), 'committed by the writer thread');
       await new Promise((r) => setTimeout(r, 150));
       assert.equal(answered, false, 'no 250 before the flush');
-      held[0]!.release();
+      open();
       assert.match((await delivery).data?.last ?? '', /^250 2\.6\.0 /);
 
       // The flush fails: the sender is told to try again, never 250.
+      Atomics.store(gate, 1, 1);
       const raw2 = await buildMessage({ from: 'sender@example.org', to: box.email, subject: 'flush fails', text: 'not acknowledged' });
-      const second = transact(rig.port, 'sender@example.org', [box.email], raw2);
-      while (held.length === 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-      held[1]!.fail = true;
-      held[1]!.release();
-      const r = await second;
+      const r = await transact(own.port, 'sender@example.org', [box.email], raw2);
       assert.equal(r.data?.code, 451);
       assert.match(r.data?.last ?? '', /^451 4\.3\.0 /);
     } finally {
-      side.flush = flush;
+      Atomics.store(gate, 1, 0);
+      open();
+      await own.close();
     }
   });
 
@@ -164,6 +166,31 @@ describeEachBackend('ingest writer thread', (backend) => {
     assert.match(r.data?.last ?? '', /^250 2\.6\.0 /);
     const rows = await storedMessages(rig.app, boxes[1]!.id);
     assert.ok(rows.some((m) => m.subject === 'after the thread'));
+  });
+});
+
+describeEachBackend('ingest flusher thread', (backend) => {
+  test('when the flusher thread dies, the writer thread is stopped too and the next messages are written on the store connection', { skip: backend.name !== 'sqlite' }, async () => {
+    const own = await startSmtpRig(backend);
+    try {
+      const box = await createMailbox(own.app, 'flusher1');
+      const first = await transact(own.port, 'sender@example.org', [box.email], await buildMessage({ from: 'sender@example.org', to: box.email, subject: 'before', text: 'x' }));
+      assert.match(first.data?.last ?? '', /^250 2\.6\.0 /);
+      const w = own.app.services.ingest.writerInUse;
+      assert.ok(w instanceof IngestWriterThread);
+      const writerThread = await w.thread!;
+      const writerGone = new Promise<void>((resolve) => writerThread.once('exit', () => resolve()));
+      await w.flusherThread!.terminate();
+      const deadline = Date.now() + 5000;
+      while (own.app.services.ingest.writerInUse && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(own.app.services.ingest.writerInUse, null, 'ingest no longer uses the threads');
+      await writerGone;
+      const r = await transact(own.port, 'sender@example.org', [box.email], await buildMessage({ from: 'sender@example.org', to: box.email, subject: 'after the flusher', text: 'still stored' }));
+      assert.match(r.data?.last ?? '', /^250 2\.6\.0 /);
+      assert.deepEqual((await storedMessages(own.app, box.id)).map((m) => m.subject).sort(), ['after the flusher', 'before']);
+    } finally {
+      await own.close();
+    }
   });
 });
 

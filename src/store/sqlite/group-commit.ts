@@ -304,9 +304,9 @@ class GroupCommitDriver implements Driver {
 
   /**
    * Whether a commit resolves only once it is flushed. False for the ingest writer thread's
-   * connection: its commits resolve at COMMIT and the main thread flushes them (SideWriter.flush)
-   * before anything is acknowledged. That thread runs its batches without yielding, so an fsync
-   * it started itself was heard only after its next batch, a whole batch later than it was done.
+   * connection: its commits resolve at COMMIT and another thread flushes the WAL (the ingest
+   * flusher thread) before anything is acknowledged. The writer thread runs its batches without
+   * yielding, so an fsync it started itself was heard only after its next batch.
    */
   readonly flushes: boolean;
 
