@@ -15,7 +15,11 @@ const suffix = process.platform === 'darwin' ? 'dylib' : 'so';
 const target = join(root, 'build', `mailmux-vfs.${suffix}`);
 
 function skip(why: string): never {
-  process.stdout.write(`mailmux: SQLite VFS shim not built (${why}); SQLite's own VFS will be used\n`);
+  // A library older than its source is not run: it would be code this checkout no longer has.
+  const stale = existsSync(target) && existsSync(source) && statSync(target).mtimeMs < statSync(source).mtimeMs;
+  if (stale) rmSync(target, { force: true });
+  const kept = existsSync(target) ? `${target} from an earlier build stays in use` : "SQLite's own VFS will be used";
+  process.stdout.write(`mailmux: SQLite VFS shim not built (${why}); ${kept}\n`);
   process.exit(0);
 }
 
