@@ -4,31 +4,21 @@
 // may then answer 250. One flush covers every batch that came before it started; the writer thread
 // meanwhile writes the next batch, and the main thread, busy speaking SMTP, is not a stop on the way
 // (it was: its event loop had to hear of each commit before the flush could start).
-import { fdatasyncSync, openSync } from 'node:fs';
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
+import { WalFlusher } from '../store/index.ts';
 import type { FlusherReply, WriterDone } from './ingest-writer.ts';
 
-const { walPath, fromWriter, flushGate } = workerData as { walPath: string; fromWriter: MessagePort; flushGate: Int32Array | null };
+const { databasePath, fromWriter, flushGate } = workerData as { databasePath: string; fromWriter: MessagePort; flushGate: Int32Array | null };
 const toMain = parentPort!;
+const wal = new WalFlusher(databasePath);
 
-let wal: number | null = null;
-
-/** fdatasync of the WAL; nothing to do before SQLite has created it. */
 function flush(): void {
   if (flushGate) {
     // Tests: hold the flush while flushGate[0] is 1; fail it while flushGate[1] is 1.
     Atomics.wait(flushGate, 0, 1);
     if (Atomics.load(flushGate, 1) === 1) throw new Error('EIO (the test flush gate)');
   }
-  if (wal === null) {
-    try {
-      wal = openSync(walPath, 'r');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw err;
-    }
-  }
-  fdatasyncSync(wal);
+  wal.flushSync();
 }
 
 // The main thread terminates this thread once the writer thread is gone (IngestWriterThread.close).

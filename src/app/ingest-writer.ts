@@ -107,7 +107,7 @@ export class IngestWriterThread implements IngestWriter {
     this.worker ??= new Promise<Worker>((resolve, reject) => {
       const channel = new MessageChannel();
       const flusher = new Worker(new URL('./ingest-flusher-worker.ts', import.meta.url), {
-        workerData: { walPath: `${sqliteDatabasePath(this.services.config.dataDir)}-wal`, fromWriter: channel.port2, flushGate: this.flushGate },
+        workerData: { databasePath: sqliteDatabasePath(this.services.config.dataDir), fromWriter: channel.port2, flushGate: this.flushGate },
         transferList: [channel.port2],
       });
       this.flusher = flusher;

@@ -41,7 +41,7 @@ import { GroupCommitSqliteDialect, type SideWriter } from './sqlite/group-commit
 import { useSqliteVfs, type SqliteVfs } from './sqlite/vfs.ts';
 
 export type { Dialect } from './dialect.ts';
-export type { SideWriter } from './sqlite/group-commit.ts';
+export { WalFlusher, type SideWriter } from './sqlite/group-commit.ts';
 export type { BlobStore, BlobRef, StagedBlob } from './blobs/blob-store.ts';
 export { isUniqueViolation } from './repos/common.ts';
 export type { ChangeEntry } from './repos/changes.ts';

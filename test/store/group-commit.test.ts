@@ -34,14 +34,14 @@ async function commitManyBlobs(store: Store, commit: (staged: StagedBlob) => Pro
 
 /**
  * One hold of the gate by a side writer, as the ingest writer thread does it: its write, counted as
- * a commit, the flush the main thread runs for it (that thread's commits do not flush), then the
- * gate back.
+ * a commit, the flush the ingest flusher thread runs for it (that thread's commits do not flush),
+ * then the gate back.
  */
-async function sideCommit(side: SideWriter, write: () => unknown): Promise<void> {
+async function sideCommit(side: SideWriter, wal: WalFlusher, write: () => unknown): Promise<void> {
   const release = await side.acquire();
   await write();
   side.committed();
-  await side.flush();
+  await wal.flush();
   await side.beforeRelease();
   release();
 }
@@ -355,7 +355,9 @@ test('the side writer\'s commits count for checkpoints: the WAL stays bounded wh
   const store = await openStore({ databaseUrl: null, dataDir });
   const side = await openStore({ databaseUrl: null, dataDir, writerThread: true });
   try {
-    await commitManyBlobs(side, (staged) => sideCommit(store.sideWriter!, () => side.transaction(async (tx) => tx.blobRows.insert([staged]))));
+    const wal = new WalFlusher(join(dataDir, 'mailmux.sqlite'));
+    await commitManyBlobs(side, (staged) => sideCommit(store.sideWriter!, wal, () => side.transaction(async (tx) => tx.blobRows.insert([staged]))));
+    wal.close();
     assertWalBounded(dataDir);
   } finally {
     await side.close();
@@ -378,7 +380,7 @@ test('when the checkpoint worker is gone, this connection checkpoints for the si
     await sql`CREATE TABLE t (x BLOB)`.execute(db);
     const insert = side.prepare('INSERT INTO t (x) VALUES (?)');
     const payload = Buffer.alloc(60_000, 7);
-    const commit = (): Promise<void> => sideCommit(dialect.driver!.side, () => insert.run(payload));
+    const commit = (): Promise<void> => sideCommit(dialect.driver!.side, dialect.driver!.wal, () => insert.run(payload));
     // Enough commits for the checkpoint worker to start; then its thread is killed.
     const checkpointer = (dialect.driver as unknown as { checkpointer: { worker: { terminate(): Promise<number> } | null; unavailable: boolean } }).checkpointer;
     for (let i = 0; i < 200 && !checkpointer.worker; i++) await commit();

@@ -15,7 +15,7 @@
 // Visibility: another reader of this connection may see a commit a few milliseconds before it is
 // durable; nothing acknowledges it (SMTP 250, HTTP response, events - those run after the commit
 // resolves) before the flush.
-import { closeSync, fdatasync, open } from 'node:fs';
+import { closeSync, fdatasync, fdatasyncSync, open, openSync } from 'node:fs';
 import { Checkpointer } from './checkpointer.ts';
 import type SqliteDatabase from 'better-sqlite3';
 import {
@@ -76,7 +76,10 @@ export class WalFlusher {
     if (this.closed) return;
     if (this.fd === null) {
       try {
-        this.fd = await new Promise<number>((resolve, reject) => open(this.walPath, 'r', (err, fd) => (err ? reject(err) : resolve(fd))));
+        const fd = await new Promise<number>((resolve, reject) => open(this.walPath, 'r', (err, fd) => (err ? reject(err) : resolve(fd))));
+        // flushSync may have opened it meanwhile.
+        if (this.fd === null) this.fd = fd;
+        else closeSync(fd);
       } catch (err) {
         // No WAL file yet: nothing has been written to it, so nothing needs to reach the disk.
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
@@ -85,6 +88,24 @@ export class WalFlusher {
     }
     const fd = this.fd;
     await new Promise<void>((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+  }
+
+  /**
+   * The same flush, now, blocking this thread: for a thread that has nothing else to do meanwhile
+   * (the ingest flusher thread). Throws when it fails.
+   */
+  flushSync(): void {
+    if (this.closed) return;
+    if (this.fd === null) {
+      try {
+        this.fd = openSync(this.walPath, 'r');
+      } catch (err) {
+        // No WAL file yet: nothing has been written to it, so nothing needs to reach the disk.
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw err;
+      }
+    }
+    fdatasyncSync(this.fd);
   }
 
   /** After the last flush (the connection is closing). */
@@ -156,11 +177,6 @@ export interface SideWriter {
   committed(): void;
   /** Just before giving the gate back, with no write under way: runs the finishing checkpoint when one is due. */
   beforeRelease(): Promise<void>;
-  /**
-   * Resolves once everything the side writer committed before this call is on disk: the WAL is
-   * one file, so this connection's flush covers the other connection's commits too.
-   */
-  flush(): Promise<void>;
 }
 
 /** better-sqlite3, or a wrapper in front of its prepare() (the statement cache). */
@@ -395,7 +411,6 @@ class GroupCommitDriver implements Driver {
         // Busy: the next one tries again.
       }
     },
-    flush: () => this.wal.flush(),
   };
 
   async acquireConnection(): Promise<DatabaseConnection> {
