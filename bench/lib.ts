@@ -45,9 +45,14 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-/** Starts `node src/cli/main.ts serve` with env and waits for its banner. */
+/**
+ * Starts `node src/cli/main.ts serve` with env and waits for its banner. BENCH_NODE_FLAGS (space
+ * separated) are given to that node process: V8 flags such as --trace-gc, which
+ * NODE_OPTIONS does not accept, to compare runs with and without them.
+ */
 export async function startServer(env: Record<string, string>): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ['src/cli/main.ts', 'serve'], {
+  const nodeFlags = process.env.BENCH_NODE_FLAGS?.split(' ').filter((f) => f !== '') ?? [];
+  const child = spawn(process.execPath, [...nodeFlags, 'src/cli/main.ts', 'serve'], {
     cwd: new URL('..', import.meta.url).pathname,
     // Every listener on a free port unless the bench names one.
     env: { ...process.env, MAILMUX_LOG_LEVEL: 'warn', MAILMUX_HTTP_PORT: '0', MAILMUX_SMTP_PORT: '0', MAILMUX_SUBMISSION_PORT: '0', MAILMUX_SUBMISSIONS_PORT: '0', MAILMUX_IMAP_PORT: '0', MAILMUX_IMAPS_PORT: '0', ...env },

@@ -365,7 +365,16 @@ export async function openStore(options: StoreOptions): Promise<Store> {
       const result = await db.transaction().execute(async (trx) => {
         // PostgreSQL: at once. Its next writer takes another connection and queues behind this
         // transaction's write-order lock, so the hand-over need not wait for the COMMIT.
-        const ctx: RepoContext = { db: trx, clock, dialect, inTransaction: true, afterCommit: (f) => hooks.push(f), afterWrite: sqliteDialect ? (f) => written.push(f) : (f) => f() };
+        const beforeCommit: (() => Promise<void>)[] = [];
+        const ctx: RepoContext = {
+          db: trx,
+          clock,
+          dialect,
+          inTransaction: true,
+          afterCommit: (f) => hooks.push(f),
+          afterWrite: sqliteDialect ? (f) => written.push(f) : (f) => f(),
+          ...(sqliteDialect ? { beforeCommit: (f: () => Promise<void>) => void beforeCommit.push(f) } : {}),
+        };
         // On PostgreSQL the write-order lock is the transaction's first statement, before any row
         // lock: taken later (at the first log append) it could deadlock against a transaction that
         // locked a row first and then waits for it.
@@ -377,6 +386,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
         let out: Awaited<ReturnType<typeof fn>>;
         try {
           out = await fn(reposFor(ctx));
+          for (let i = 0; i < beforeCommit.length; i++) await beforeCommit[i]!();
         } finally {
           if (runner) setTransactionRunner(trx, null);
         }

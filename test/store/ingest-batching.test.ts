@@ -4,6 +4,8 @@
 // transaction fails alone: the others of its batch are stored.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
 import { AppError } from '../../src/core/errors.ts';
 import { describeEachBackend } from '../helpers/backends.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
@@ -80,5 +82,42 @@ describeEachBackend('ingest batching', (backend) => {
     const subjects = (await app.api('GET', '/api/v1/mailbox/messages?limit=100', { token: box.key })).body.data.map((m: { subject: string }) => m.subject);
     assert.ok(!subjects.includes('mixed 7'));
     assert.ok(subjects.includes('mixed 6') && subjects.includes('mixed 8'));
+  });
+
+  test("a batch's messages are each found by search; on SQLite their full-text rows make one FTS5 segment a batch", async () => {
+    const box = boxes[1]!;
+    const words = Array.from({ length: 12 }, (_, i) => `segmentword${'abcdefghijkl'[i]}`);
+    const raws = await Promise.all(words.map((w, i) => buildMessage({ to: box.email, subject: `indexed ${i}`, text: `The word ${w} is in this body only.` })));
+    // SQLite: FTS5 writes the rows a transaction added as one new segment at its COMMIT, unless a
+    // statement opening a savepoint (every UPDATE or upsert of a delivery) makes it write them
+    // earlier. With merges off (automatic ones, and those forced once a level holds 16 segments),
+    // each segment written stays countable.
+    const file = backend.name === 'sqlite' ? new SqliteDatabase(join(app.config.dataDir, 'mailmux.sqlite')) : null;
+    const segments = (): Set<number> => new Set((file!.prepare('SELECT DISTINCT id >> 37 AS seg FROM messages_fts_data WHERE id >> 37 > 0').all() as { seg: number }[]).map((r) => r.seg));
+    let batches = 0;
+    app.services.ingest.onBatchWritten(() => batches++);
+    try {
+      file?.exec("INSERT INTO messages_fts(messages_fts, rank) VALUES ('automerge', 0); INSERT INTO messages_fts(messages_fts, rank) VALUES ('crisismerge', 1000)");
+      const before = file ? segments() : new Set<number>();
+      // A hook of their own keeps the deliveries on the store's connection, where its batches are heard.
+      const results = await Promise.all(raws.map((raw) => app.services.ingest.deliver({ raw, targets: [{ mailboxId: box.id }], inTransaction: async () => {} })));
+      assert.equal(results.filter((r) => r.delivered.length === 1).length, 12);
+      if (file) {
+        const added = [...segments()].filter((s) => !before.has(s)).length;
+        assert.ok(batches >= 1 && batches < 12, `deliveries shared batches (${batches})`);
+        assert.equal(added, batches, 'one new full-text segment for each batch, not one for each message');
+      }
+    } finally {
+      file?.exec("INSERT INTO messages_fts(messages_fts, rank) VALUES ('automerge', 4); INSERT INTO messages_fts(messages_fts, rank) VALUES ('crisismerge', 16)");
+      file?.close();
+    }
+    for (const [i, w] of words.entries()) {
+      const found = await app.api('GET', `/api/v1/mailbox/messages?q=${w}`, { token: box.key });
+      assert.equal(found.status, 200);
+      assert.deepEqual(
+        found.body.data.map((m: { subject: string }) => m.subject),
+        [`indexed ${i}`],
+      );
+    }
   });
 });

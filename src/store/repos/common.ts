@@ -16,6 +16,11 @@ export interface RepoContext {
   afterCommit?: (fn: () => void) => void;
   /** Repos.afterWrite inside a transaction. */
   afterWrite?: (fn: () => void) => void;
+  /**
+   * SQLite, inside a transaction: runs fn in it after the caller's work, right before the COMMIT
+   * (MessagesRepo's full-text rows). Hooks added while these run, run too.
+   */
+  beforeCommit?: (fn: () => Promise<void>) => void;
   /** Hot point reads outside a transaction (store/fast-read.ts); absent inside one. */
   fast?: FastRead;
 }

@@ -78,6 +78,27 @@ export class MessagesRepo {
     this.changes = new ChangesRepo(ctx);
   }
 
+  /**
+   * SQLite: the full-text rows of this transaction's new messages, written at its end (beforeCommit).
+   * FTS5 keeps the rows a transaction adds in memory and writes them as one new segment at the
+   * COMMIT, but it must write them out at every statement that opens a statement journal (an
+   * UPDATE, an upsert, a multi-row INSERT: SQLite opens a savepoint for it, and FTS5 flushes at
+   * each savepoint). Written among a delivery's other statements, each message's row became a
+   * segment of its own; written last, a batch's rows make one.
+   */
+  private ftsRows: unknown[][] = [];
+
+  private insertFts(params: unknown[]): void {
+    if (this.ftsRows.length === 0) this.ctx.beforeCommit?.(() => this.flushFts());
+    this.ftsRows.push(params);
+  }
+
+  private async flushFts(): Promise<void> {
+    const rows = this.ftsRows;
+    this.ftsRows = [];
+    for (const params of rows) await runSql(this.ctx.db, SQLITE_FTS_INSERT, params);
+  }
+
   async insert(m: MessageInsert): Promise<void> {
     const db = this.ctx.db;
     const dialect = this.ctx.dialect;
@@ -108,7 +129,8 @@ export class MessagesRepo {
       if (key >= floor + SEARCH_KEY_SLOTS) throw new Error(`more than ${SEARCH_KEY_SLOTS} messages received in one 10 ms slice`);
       if (this.ctx.inTransaction) this.topKeys.set(floor, key);
       await insertRows(db, dialect, 'messages', { ...index, rowid: BigInt(key) });
-      await runSql(db, SQLITE_FTS_INSERT, [BigInt(key), mailboxSearchToken(row.mailbox_id), search.subject, search.addresses, search.body]);
+      this.insertFts([BigInt(key), mailboxSearchToken(row.mailbox_id), search.subject, search.addresses, search.body]);
+      if (!this.ctx.beforeCommit) await this.flushFts();
       // Same rowid as the messages row (migration 010): appended in about received order, no index of its own.
       await insertRows(db, dialect, 'message_contents', { ...contents, rowid: BigInt(key) });
     }
@@ -335,6 +357,8 @@ export class MessagesRepo {
         .execute();
     }
     if (this.ctx.dialect === 'sqlite') {
+      // A row this transaction has not written yet goes in first, so the delete finds it.
+      await this.flushFts();
       await sql`DELETE FROM messages_fts WHERE rowid = (SELECT rowid FROM messages WHERE id = ${row.id})`.execute(db);
     }
     await db.deleteFrom('message_folders').where('message_id', '=', row.id).execute();
