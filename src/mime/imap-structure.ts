@@ -3,11 +3,11 @@
 // Strings are what the message carries (encoded words kept); non-ASCII text is wrapped in RFC 2047
 // encoded words, so every string except an address's mailbox and host (raw only for SMTPUTF8 mail)
 // is 7-bit and can go on the wire as a quoted string (literals still needed for quotes/backslashes).
-import { addressParser } from 'postal-mime';
 import type { Address } from 'postal-mime';
 import { parseStructured } from './header-block.ts';
 import type { HeaderParams } from './header-block.ts';
 import { ADDRESSES_MAX } from './limits.ts';
+import { addressList } from './header-values.ts';
 import { childSection, walkEntities } from './structure.ts';
 import type { MimeEntity } from './structure.ts';
 
@@ -120,9 +120,9 @@ function imapMailbox(name: string, address: string): ImapAddress {
 
 export function imapAddresses(value: string | undefined): ImapAddress[] | null {
   if (value === undefined) return null;
-  let parsed: Address[];
+  let parsed: readonly Address[];
   try {
-    parsed = addressParser(value);
+    parsed = addressList(value);
   } catch {
     return null;
   }
