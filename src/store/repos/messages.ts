@@ -43,6 +43,16 @@ export function folderIdsText(folderIds: readonly string[]): string {
 const SQLITE_TOP_KEY = 'SELECT max(rowid) AS k FROM messages WHERE rowid >= ? AND rowid < ?';
 const SQLITE_FTS_INSERT = 'INSERT INTO messages_fts(rowid, mbx, subject, addresses, body) VALUES (?, ?, ?, ?, ?)';
 
+/**
+ * SQLite: the full-text rows of a transaction's new messages (by its RepoContext, which every repo
+ * of the transaction shares), written at its end (beforeCommit). FTS5 keeps the rows a transaction
+ * adds in memory and writes them as one new segment at the COMMIT, but it must write them out at
+ * every statement that opens a statement journal (an UPDATE, an upsert, a multi-row INSERT: SQLite
+ * opens a savepoint for it, and FTS5 flushes at each savepoint). Written among a delivery's other
+ * statements, each message's row became a segment of its own; written last, a batch's rows make one.
+ */
+const pendingFts = new WeakMap<RepoContext, unknown[][]>();
+
 export interface MessageInsert {
   row: MessageRow;
   folderIds: string[];
@@ -78,25 +88,20 @@ export class MessagesRepo {
     this.changes = new ChangesRepo(ctx);
   }
 
-  /**
-   * SQLite: the full-text rows of this transaction's new messages, written at its end (beforeCommit).
-   * FTS5 keeps the rows a transaction adds in memory and writes them as one new segment at the
-   * COMMIT, but it must write them out at every statement that opens a statement journal (an
-   * UPDATE, an upsert, a multi-row INSERT: SQLite opens a savepoint for it, and FTS5 flushes at
-   * each savepoint). Written among a delivery's other statements, each message's row became a
-   * segment of its own; written last, a batch's rows make one.
-   */
-  private ftsRows: unknown[][] = [];
-
   private insertFts(params: unknown[]): void {
-    if (this.ftsRows.length === 0) this.ctx.beforeCommit?.(() => this.flushFts());
-    this.ftsRows.push(params);
+    let rows = pendingFts.get(this.ctx);
+    if (!rows) {
+      rows = [];
+      pendingFts.set(this.ctx, rows);
+      this.ctx.beforeCommit?.(() => this.flushFts());
+    }
+    rows.push(params);
   }
 
   private async flushFts(): Promise<void> {
-    const rows = this.ftsRows;
-    this.ftsRows = [];
-    for (const params of rows) await runSql(this.ctx.db, SQLITE_FTS_INSERT, params);
+    const rows = pendingFts.get(this.ctx);
+    pendingFts.delete(this.ctx);
+    for (const params of rows ?? []) await runSql(this.ctx.db, SQLITE_FTS_INSERT, params);
   }
 
   async insert(m: MessageInsert): Promise<void> {
