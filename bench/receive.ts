@@ -1,52 +1,52 @@
 // Receive throughput: 20 concurrent SMTP senders deliver 10,000 messages of about 10 KB to 100
 // mailboxes; messages/s from the first connect to the last 250 (each 250 means stored durably).
-// Usage: node bench/receive.ts [--backend sqlite|postgres] [--messages 10000] [--senders 20] [--pipelining yes|no]
+// Usage: node bench/receive.ts [--backend sqlite|postgres] [--messages 10000] [--senders 20]
+//   [--pipelining yes|no] [--reference yes|no] [--rounds 1]
 // A loopback DNS server answers the SPF/DKIM/DMARC lookups (NXDOMAIN) as a local resolver would.
 // --pipelining yes: each sender sends MAIL, RCPT and DATA in one packet and then reads the three
 // replies (RFC 2920; Postfix's SMTP client does so whenever the server offers PIPELINING);
 // no (the default): one command at a time, waiting for each reply.
+// --reference yes: each round also runs the issue's reference, Postfix handing to Dovecot over LMTP
+// (bench/reference-mta.ts; needs root and Debian's postfix, dovecot-core and dovecot-lmtpd), with
+// the same messages and senders, and prints the ratio; the machine's speed drifts, so only
+// figures measured side by side are compared. Rounds alternate which of the two goes first. It
+// also runs the same senders once into Postfix's smtp-sink, which stores nothing (the ceiling).
+import { readFileSync } from 'node:fs';
 import { arg, cpuMs, ioCalls, summary, threadCpuMs, writtenBytes, createBenchMailbox, benchMessage as message, dataBytes, rssMiB, SmtpClient, startBenchServer } from './lib.ts';
+import { referenceUnavailable, startReferenceMta, startSmtpSink } from './reference-mta.ts';
 
 const backend = arg('backend', 'sqlite');
 const total = Number(arg('messages', '10000'));
 const senders = Number(arg('senders', '20'));
 const pipelining = arg('pipelining', 'no') === 'yes';
+const reference = arg('reference', 'no') === 'yes';
+const rounds = Number(arg('rounds', '1'));
 const MAILBOXES = 100;
 /** Messages per SMTP connection before the sender reconnects (Postfix reuses a connection for up to 100). */
 const MESSAGES_PER_CONNECTION = 100;
+const addresses = Array.from({ length: MAILBOXES }, (_, m) => `agent${m}@bench.mailmux.test`);
 
-async function main(): Promise<void> {
-  const rig = await startBenchServer(backend, { MAILMUX_RATE_LIMIT_MANAGEMENT: '0' });
-  const { server, smtpPort, dataDir, databaseUrl } = rig;
-  const addresses: string[] = [];
-  for (let m = 0; m < MAILBOXES; m++) addresses.push((await createBenchMailbox(server, `agent${m}@bench.mailmux.test`)).email);
-  const messages = Array.from({ length: total }, (_, i) => message(i, addresses[i % MAILBOXES]!));
-  const size = Buffer.byteLength(messages[0]!);
-  const payloads = messages.map(dataBytes);
+interface Load {
+  t0: number;
+  last250: number;
+  /** From the final "." to its 250, ms, for each message. */
+  storeMs: number[];
+}
 
+/**
+ * `senders` concurrent SMTP clients deliver `payloads` (message i to addresses[i % 100]) to the
+ * server on `port`, each reusing its connection for up to 100 messages, as an MTA does. `atLast`
+ * runs as the last 250 arrives, to read the server's counters then.
+ */
+async function deliver(port: number, payloads: Buffer[], atLast: () => void): Promise<Load> {
   let next = 0;
   let last250 = 0;
-  let cpuAtLast250 = 0;
-  const pid = server.child.pid!;
-  const cpu0 = cpuMs(pid);
-  const main0 = cpuMs(pid, true);
-  let mainAtLast250 = 0;
-  const written0 = writtenBytes(pid);
-  const calls0 = ioCalls(pid);
-  let callsAtLast250 = calls0;
-  const threads0 = threadCpuMs(pid);
-  let threadsAtLast250 = threads0;
-  /** From the final "." to its 250: how long storing a message takes, as the sender sees it. */
   const storeMs: number[] = [];
-  let writtenAtLast250 = 0;
-  const client0 = process.cpuUsage();
-  let clientAtLast250 = client0;
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: senders }, async () => {
-      // Like an MTA, a sender reuses a connection for a bounded number of messages.
       for (let done = false; !done; ) {
-        const c = await SmtpClient.connect(smtpPort);
+        const c = await SmtpClient.connect(port);
         await c.reply();
         await c.command('EHLO sender.bench.example', '250');
         for (let k = 0; k < MESSAGES_PER_CONNECTION; k++) {
@@ -71,26 +71,53 @@ async function main(): Promise<void> {
           }
           storeMs.push(performance.now() - dotAt);
           last250 = performance.now();
-          if (next >= total) {
-            cpuAtLast250 = cpuMs(pid);
-            mainAtLast250 = cpuMs(pid, true);
-            writtenAtLast250 = writtenBytes(pid);
-            callsAtLast250 = ioCalls(pid);
-            threadsAtLast250 = threadCpuMs(pid);
-            clientAtLast250 = process.cpuUsage();
-          }
+          if (next >= total) atLast();
         }
         c.close();
       }
     }),
   );
-  const seconds = (last250 - t0) / 1000;
-  const rss = rssMiB(server.child.pid!);
+  return { t0, last250, storeMs };
+}
 
-  // Every 250 must be a stored message: count them through the API.
+/** Busy and total jiffies of the whole machine (/proc/stat), for the share of the cores a run used. */
+function machineTicks(): { busy: number; all: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const all = f.reduce((a, b) => a + b, 0);
+  return { busy: all - f[3]! - f[4]!, all }; // idle and iowait are not busy
+}
+
+function payloadsFor(): Buffer[] {
+  return Array.from({ length: total }, (_, i) => dataBytes(message(i, addresses[i % MAILBOXES]!)));
+}
+
+const header = (): string => `${total} messages of ${Math.round(Buffer.byteLength(message(0, addresses[0]!)) / 1024)} KB, ${senders} concurrent senders${pipelining ? ' (pipelining)' : ''}, ${MAILBOXES} mailboxes`;
+
+/** One Mailmux run; prints its figures and returns msg/s. */
+async function runMailmux(): Promise<number> {
+  const rig = await startBenchServer(backend, { MAILMUX_RATE_LIMIT_MANAGEMENT: '0' });
+  const { server, smtpPort, dataDir, databaseUrl } = rig;
+  for (const a of addresses) await createBenchMailbox(server, a);
+  const payloads = payloadsFor();
+
+  const pid = server.child.pid!;
+  const cpu0 = cpuMs(pid);
+  const main0 = cpuMs(pid, true);
+  const written0 = writtenBytes(pid);
+  const calls0 = ioCalls(pid);
+  const threads0 = threadCpuMs(pid);
+  const client0 = process.cpuUsage();
+  const machine0 = machineTicks();
+  let at: { cpu: number; main: number; written: number; calls: typeof calls0; threads: typeof threads0; client: NodeJS.CpuUsage; machine: { busy: number; all: number } } | undefined;
+  const load = await deliver(smtpPort, payloads, () => {
+    at = { cpu: cpuMs(pid), main: cpuMs(pid, true), written: writtenBytes(pid), calls: ioCalls(pid), threads: threadCpuMs(pid), client: process.cpuUsage(), machine: machineTicks() };
+  });
+  const last = at!;
+  const seconds = (load.last250 - load.t0) / 1000;
+  const rss = rssMiB(pid);
+
+  // Every 250 must be a stored message: count them in the store.
   let stored = 0;
-  const me = await fetch(`${server.httpUrl}/api/v1/mailboxes?limit=100`, { headers: { authorization: `Bearer ${server.rootKey}` } });
-  if (me.status !== 200) throw new Error('list mailboxes failed');
   await server.stop();
   const { loadConfig } = await import('../src/config/config.ts');
   const { openServices } = await import('../src/app/app.ts');
@@ -101,21 +128,100 @@ async function main(): Promise<void> {
   }
   await store.close();
 
-  console.log(`backend ${backend}: ${total} messages of ${Math.round(size / 1024)} KB, ${senders} concurrent senders${pipelining ? ' (pipelining)' : ''}, ${MAILBOXES} mailboxes`);
-  console.log(`first connect to last 250: ${seconds.toFixed(2)} s = ${Math.round(total / seconds)} msg/s; stored ${stored}/${total}; server RSS ${rss} MiB`);
+  const rate = total / seconds;
+  console.log(`Mailmux, backend ${backend}: ${header()}`);
+  console.log(`first connect to last 250: ${seconds.toFixed(2)} s = ${Math.round(rate)} msg/s; stored ${stored}/${total}; server RSS ${rss} MiB`);
   // CPU per message moves less than msg/s when other work shares the cores.
-  console.log(`server CPU per message: ${((cpuAtLast250 - cpu0) / total).toFixed(2)} ms (main thread ${((mainAtLast250 - main0) / total).toFixed(2)} ms); written (WAL, checkpoints, files, sockets): ${((writtenAtLast250 - written0) / total / 1024).toFixed(1)} KiB per message, in ${((callsAtLast250.writes - calls0.writes) / total).toFixed(1)} write calls (${((callsAtLast250.reads - calls0.reads) / total).toFixed(1)} read calls)`);
-  const perThread = [...threadsAtLast250]
+  console.log(`server CPU per message: ${((last.cpu - cpu0) / total).toFixed(2)} ms (main thread ${((last.main - main0) / total).toFixed(2)} ms); written (WAL, checkpoints, files, sockets): ${((last.written - written0) / total / 1024).toFixed(1)} KiB per message, in ${((last.calls.writes - calls0.writes) / total).toFixed(1)} write calls (${((last.calls.reads - calls0.reads) / total).toFixed(1)} read calls)`);
+  const perThread = [...last.threads]
     .map(([name, ms]) => [name, (ms - (threads0.get(name) ?? 0)) / total] as const)
     .filter(([, ms]) => ms >= 0.01)
     .sort((a, b) => b[1] - a[1]);
   console.log(`  by thread: ${perThread.map(([name, ms]) => `${name} ${ms.toFixed(2)}`).join(', ')} (WorkerThread: the ingest writer, its flusher, checkpoints and, with more than two cores, inspection; V8Worker: garbage collection)`);
   // The senders share the machine's cores with the server (smtp-source, the reference's client, is C).
-  const clientMs = (clientAtLast250.user + clientAtLast250.system - client0.user - client0.system) / 1000;
-  console.log(`the senders (this process) used ${(clientMs / total).toFixed(2)} ms of CPU per message`);
-  const { p50, p99 } = summary(storeMs);
+  const clientMs = (last.client.user + last.client.system - client0.user - client0.system) / 1000;
+  console.log(`the senders (this process) used ${(clientMs / total).toFixed(2)} ms of CPU per message; the machine's cores were ${busyPercent(machine0, last.machine)} % busy`);
+  const { p50, p99 } = summary(load.storeMs);
   console.log(`final "." to its 250: p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms`);
   await rig.close();
+  if (stored !== total) throw new Error(`${total - stored} messages answered 250 are not stored`);
+  return rate;
+}
+
+function busyPercent(a: { busy: number; all: number }, b: { busy: number; all: number }): number {
+  return Math.round((100 * (b.busy - a.busy)) / (b.all - a.all));
+}
+
+/**
+ * One run of the reference: the same senders and messages into Postfix, which hands them to
+ * Dovecot over LMTP. Stored = the last message's file in a Maildir. Returns stored msg/s.
+ */
+async function runReference(): Promise<number> {
+  const mta = await startReferenceMta(addresses);
+  try {
+    const payloads = payloadsFor();
+    const cpu0 = mta.cpuMs();
+    const client0 = process.cpuUsage();
+    const machine0 = machineTicks();
+    const epoch0 = Date.now();
+    const load = await deliver(mta.smtpPort, payloads, () => {});
+    // Postfix's 250 means queued; Dovecot stores the rest afterwards.
+    const deadline = Date.now() + 600_000;
+    let stored = mta.stored();
+    while (stored < total && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+      stored = mta.stored();
+    }
+    const machine1 = machineTicks();
+    const client1 = process.cpuUsage();
+    const cpu1 = mta.cpuMs();
+    const accepted = (load.last250 - load.t0) / 1000;
+    const storedSeconds = (mta.lastStoredAt() - epoch0) / 1000;
+    const rate = total / storedSeconds;
+    console.log(`Reference, Postfix → LMTP → Dovecot (Maildir): ${header()}`);
+    console.log(`first connect to last message stored: ${storedSeconds.toFixed(2)} s = ${Math.round(rate)} msg/s; stored ${stored}/${total}; Postfix's last 250 (queued) after ${accepted.toFixed(2)} s = ${Math.round(total / accepted)} msg/s`);
+    const clientMs = (client1.user + client1.system - client0.user - client0.system) / 1000;
+    console.log(`Postfix and Dovecot CPU per message: ${((cpu1 - cpu0) / total).toFixed(2)} ms; the senders ${(clientMs / total).toFixed(2)} ms; the machine's cores were ${busyPercent(machine0, machine1)} % busy`);
+    const { p50, p99 } = summary(load.storeMs);
+    console.log(`final "." to its 250 (queued): p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms`);
+    if (stored !== total) throw new Error(`${total - stored} messages were not stored by the reference`);
+    return rate;
+  } finally {
+    await mta.close();
+  }
+}
+
+/** The same senders into smtp-sink, which stores nothing: the ceiling of this client and protocol here. */
+async function runSink(): Promise<number> {
+  const sink = await startSmtpSink();
+  try {
+    const load = await deliver(sink.smtpPort, payloadsFor(), () => {});
+    const seconds = (load.last250 - load.t0) / 1000;
+    console.log(`Ceiling, the same senders into Postfix's smtp-sink (stores nothing): ${Math.round(total / seconds)} msg/s`);
+    return total / seconds;
+  } finally {
+    await sink.close();
+  }
+}
+
+async function main(): Promise<void> {
+  if (reference) {
+    const why = referenceUnavailable();
+    if (why) throw new Error(`--reference yes: ${why}`);
+    await runSink();
+  }
+  const ours: number[] = [];
+  const theirs: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    if (reference && r % 2 === 1) theirs.push(await runReference());
+    ours.push(await runMailmux());
+    if (reference && r % 2 === 0) theirs.push(await runReference());
+  }
+  if (reference) {
+    const ratios = ours.map((m, i) => m / theirs[i]!);
+    console.log(`\nMailmux ${ours.map(Math.round).join(', ')} msg/s; Postfix → Dovecot ${theirs.map(Math.round).join(', ')} msg/s stored; ratio ${ratios.map((x) => x.toFixed(2)).join(', ')}`);
+    console.log('(the issue: reference about 250 msg/s, goal at least 1,000 msg/s, a ratio of 4)');
+  }
 }
 
 main().catch((err: unknown) => {
