@@ -97,6 +97,9 @@ export class EventsService {
   private timer: NodeJS.Timeout | null = null;
   private unlisten: (() => Promise<void>) | null = null;
   private started = false;
+  /** A notice to the other processes is on its way (notifyOthers); notifyAgain: another is due after it. */
+  private notifying = false;
+  private notifyAgain = false;
 
   constructor(ctx: ServiceContext) {
     this.ctx = ctx;
@@ -169,10 +172,38 @@ export class EventsService {
    * is at hand: when it is the next seq, it goes out without reading the log back.
    */
   private committed(row: EventRow): void {
-    void this.ctx.store.notifyEvents().catch((err: unknown) => this.ctx.log.warn({ event: 'events.notify_failed', err: (err as Error).message }));
+    this.notifyOthers();
     if (!this.started) return;
     this.local.set(Number(row.seq), row);
     this.kick();
+  }
+
+  /**
+   * Tells the other processes that the log has new rows (PostgreSQL NOTIFY; nothing on SQLite).
+   * One notice covers every event committed before it is sent, since a woken process reads the log
+   * from where it was: the events of one commit (a batch of deliveries) share a notice, sent once
+   * their after-commit hooks have all run, and events committed while a notice is on its way share
+   * the next one. Each notice is a statement of its own on the server (~2 ms under load), which
+   * one per event spent on every delivered message.
+   */
+  private notifyOthers(): void {
+    if (this.notifying) {
+      this.notifyAgain = true;
+      return;
+    }
+    this.notifying = true;
+    this.notifyAgain = true;
+    queueMicrotask(async () => {
+      while (this.notifyAgain) {
+        this.notifyAgain = false;
+        try {
+          await this.ctx.store.notifyEvents();
+        } catch (err) {
+          this.ctx.log.warn({ event: 'events.notify_failed', err: (err as Error).message });
+        }
+      }
+      this.notifying = false;
+    });
   }
 
   /** Another process may have written events (NOTIFY, the safety-net poll): read the log. */

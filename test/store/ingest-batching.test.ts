@@ -84,6 +84,34 @@ describeEachBackend('ingest batching', (backend) => {
     assert.ok(subjects.includes('mixed 6') && subjects.includes('mixed 8'));
   });
 
+  test('on PostgreSQL the events of a batch wake the other processes with one NOTIFY, sent after the last of them is committed', { skip: backend.name !== 'postgres' && 'NOTIFY is PostgreSQL\'s; SQLite processes poll the log' }, async () => {
+    const box = boxes[2]!;
+    const raws = await Promise.all(Array.from({ length: 12 }, (_, i) => buildMessage({ to: box.email, subject: `announced ${i}`, text: `body ${i}` })));
+    const store = app.services.store;
+    // What another process hears: a notice on the channel, after which it reads the log.
+    const seen: number[] = [];
+    const reads: Promise<void>[] = [];
+    const unlisten = await store.listenEvents(() => {
+      reads.push(store.events.latestSeq().then((seq) => void seen.push(seq)));
+    });
+    try {
+      const results = await Promise.all(raws.map((raw) => app.services.ingest.deliver({ raw, targets: [{ mailboxId: box.id }], announce: { sender: 'someone@example.com' } })));
+      assert.equal(results.filter((r) => r.delivered.length === 1).length, 12);
+      const last = await store.events.latestSeq();
+      // Notices arrive asynchronously: wait for the one that covers the last event.
+      for (let i = 0; i < 100 && !seen.includes(last); i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        await Promise.all(reads);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+      await Promise.all(reads);
+      assert.ok(seen.includes(last), 'a notice came after the last event was committed');
+      assert.ok(seen.length >= 1 && seen.length <= 3, `12 events in shared batches woke the listener ${seen.length} times`);
+    } finally {
+      await unlisten();
+    }
+  });
+
   test("a batch's messages are each found by search; on SQLite their full-text rows make one FTS5 segment a batch", async () => {
     const box = boxes[1]!;
     const words = Array.from({ length: 12 }, (_, i) => `segmentword${'abcdefghijkl'[i]}`);
