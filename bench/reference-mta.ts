@@ -70,8 +70,9 @@ async function waitForPort(port: number, what: string, log: string): Promise<voi
 }
 
 /**
- * Sums utime + stime of the processes whose command is one of Postfix's or Dovecot's (live ones,
- * and through cutime/cstime of their masters, the children that ended).
+ * CPU (utime + stime) of the masters and of their live children, plus, through the masters'
+ * cutime/cstime, that of the children they have reaped (Postfix's and Dovecot's daemons are all
+ * children of their master).
  */
 function processCpuMs(masters: number[]): number {
   let ms = 0;
