@@ -7,38 +7,12 @@ import { randomString } from '../core/ids.ts';
 import type { Services } from '../services/index.ts';
 import { DeliveryService } from '../services/send/delivery.ts';
 import type { OutboundRecipientRow } from '../store/index.ts';
+import { Semaphores } from '../core/semaphores.ts';
 
 /** Safety-net poll (other processes' sends on PostgreSQL, leases of crashed workers). */
 export const OUTBOUND_POLL_MS = 1000;
 /** How long stop() waits for deliveries in flight. */
 export const STOP_WAIT_MS = 5000;
-
-class Semaphores {
-  private readonly limit: number;
-  private readonly state = new Map<string, { active: number; waiting: (() => void)[] }>();
-  constructor(limit: number) {
-    this.limit = limit;
-  }
-
-  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    let s = this.state.get(key);
-    if (!s) {
-      s = { active: 0, waiting: [] };
-      this.state.set(key, s);
-    }
-    const slot = s;
-    if (slot.active >= this.limit) await new Promise<void>((resolve) => slot.waiting.push(resolve));
-    slot.active++;
-    try {
-      return await fn();
-    } finally {
-      slot.active--;
-      const next = slot.waiting.shift();
-      if (next) next();
-      else if (slot.active === 0) this.state.delete(key);
-    }
-  }
-}
 
 export class OutboundWorker {
   private readonly services: Services;

@@ -21,6 +21,8 @@ export interface TestApp {
   services: Services;
   http: FastifyInstance;
   config: Config;
+  /** PostgreSQL: the suite's schema (its tables), for tests that read them directly. */
+  pgSchema: string | undefined;
   rootKey: string;
   teamId: string;
   api(method: string, url: string, opts?: { token?: string | null; body?: unknown; rawBody?: string | Buffer; headers?: Record<string, string> }): Promise<ApiResponse>;
@@ -75,6 +77,7 @@ export async function startTestApp(backend: Backend, env: Record<string, string>
     services,
     http,
     config,
+    pgSchema: db.pgSchema,
     rootKey: issued.secret,
     teamId: issued.teamId,
     async api(method, url, o = {}) {

@@ -58,6 +58,11 @@ describeEachBackend('mailbox API messages', (backend) => {
       ['q=roadmap', [ids.meeting!]],
       ['q=invoice', [ids.invoice!]],
       ['q=zurich', [ids.zurich!]],
+      // Addresses, host names and dotted or hyphenated numbers are found whole or by their parts.
+      ['q=bob@partner.example', [ids.meeting!]],
+      ['q=carol', [ids.meeting!]],
+      ['q=vendor.example', [ids.invoice!]],
+      ['q=2026-11', [ids.invoice!]],
       ['from=bob%40partner', [ids.meeting!]],
       ['from=billing', [ids.invoice!]],
       ['to=agent', [ids.zurich!, ids.news!, ids.meeting!, ids.invoice!]],

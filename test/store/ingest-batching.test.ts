@@ -6,10 +6,13 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
+import pg from 'pg';
 import { AppError } from '../../src/core/errors.ts';
 import { describeEachBackend } from '../helpers/backends.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
 import { buildMessage, createMailbox, type TestMailbox } from '../helpers/mail.ts';
+import { parseMessage } from '../../src/mime/parse.ts';
+import { prepareMessage } from '../../src/services/mail/ingest.ts';
 
 describeEachBackend('ingest batching', (backend) => {
   let app: TestApp;
@@ -146,6 +149,49 @@ describeEachBackend('ingest batching', (backend) => {
         found.body.data.map((m: { subject: string }) => m.subject),
         [`indexed ${i}`],
       );
+    }
+  });
+
+  test('on PostgreSQL each message\'s tsvector is made before its batch, and is the one the insert would make; when making it fails, the insert makes it', { skip: backend.name !== 'postgres' && 'SQLite indexes with FTS5' }, async () => {
+    const box = boxes[0]!;
+    const store = app.services.store;
+    const made: string[] = [];
+    const searchVector = store.messages.searchVector.bind(store.messages);
+    let failing = false;
+    store.messages.searchVector = async (search) => {
+      if (failing) throw new Error('the parse failed');
+      const v = await searchVector(search);
+      made.push(v);
+      return v;
+    };
+    const client = new pg.Client({ connectionString: app.config.databaseUrl!, options: `-c search_path=${app.pgSchema!}` });
+    await client.connect();
+    try {
+      for (const [i, mode] of (['before', 'inline'] as const).entries()) {
+        failing = mode === 'inline';
+        const raws = await Promise.all(
+          Array.from({ length: 4 }, (_, k) => buildMessage({ from: `Vector Sender <vsender${i}${k}@example.org>`, to: box.email, subject: `Vectorsubject ${mode} ${k}`, text: `Vectorbody${mode}${k} appears once; so does ${mode}${k}.` })),
+        );
+        const count = made.length;
+        const results = await Promise.all(raws.map((raw) => app.services.ingest.deliver({ raw, targets: [{ mailboxId: box.id }] })));
+        assert.equal(made.length - count, mode === 'before' ? 4 : 0, 'one tsvector made beforehand for each delivery');
+        for (const [k, raw] of raws.entries()) {
+          // The vector stored equals the expression over the folded texts, weights and positions included.
+          const search = prepareMessage(await parseMessage(raw)).search;
+          const words = (t: string): string => t.replace(/[^\p{L}\p{N}]+/gu, ' ');
+          const doc = words(`${search.subject}\n${search.addresses}\n${search.body}`);
+          const row = (await client.query<{ same: boolean }>(`SELECT search = setweight(to_tsvector('simple', $2), 'A') || to_tsvector('simple', $3) AS same FROM messages WHERE id = $1`, [results[k]!.delivered[0]!.messageId, words(search.subject), doc])).rows[0];
+          assert.equal(row?.same, true, `${mode} ${k}: the stored tsvector is the message's`);
+          for (const q of [`vectorsubject`, `vectorbody${mode}${k}`, `vsender${i}${k}@example.org`]) {
+            const found = await app.api('GET', `/api/v1/mailbox/messages?q=${encodeURIComponent(q)}&limit=100`, { token: box.key });
+            assert.equal(found.status, 200);
+            assert.ok(found.body.data.some((m: { subject: string }) => m.subject === `Vectorsubject ${mode} ${k}`), `${mode} ${k} is found by ${q}`);
+          }
+        }
+      }
+    } finally {
+      store.messages.searchVector = searchVector;
+      await client.end();
     }
   });
 });

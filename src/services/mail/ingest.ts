@@ -13,6 +13,8 @@
 import { iso } from '../../core/clock.ts';
 import { AppError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
+import { Semaphores } from '../../core/semaphores.ts';
+import { SEARCH_VECTORS_IN_PARALLEL } from '../../config/limits.ts';
 import { parseMessage, type ParsedMessage } from '../../mime/parse.ts';
 import { threadKeys } from '../../mime/threading.ts';
 import { foldForSearch } from '../../store/repos/message-query.ts';
@@ -111,8 +113,8 @@ export interface PreparedMessage {
   messageIds: string[];
   isReplyish: boolean;
   fromEmail: string | null;
-  /** Folded for the full-text index (foldForSearch). */
-  search: { subject: string; addresses: string; body: string };
+  /** Folded for the full-text index (foldForSearch); `vector`: PostgreSQL's tsvector of them, when made beforehand. */
+  search: { subject: string; addresses: string; body: string; vector?: string };
 }
 
 /** The stored form of a parsed message (see PreparedMessage). */
@@ -271,12 +273,31 @@ export class IngestService {
     this.listeners.push(listener);
   }
 
+  /** PostgreSQL: the full-text parses running at once (searchVector). */
+  private readonly vectorSlots = new Semaphores(SEARCH_VECTORS_IN_PARALLEL);
+
+  /**
+   * PostgreSQL: the message's tsvector, made before it joins a batch (MessagesRepo.searchVector),
+   * at most SEARCH_VECTORS_IN_PARALLEL at a time. Undefined on SQLite, and when making it failed:
+   * the insert then makes it itself (and fails there if it has to).
+   */
+  private async searchVector(message: PreparedMessage): Promise<string | undefined> {
+    if (this.ctx.store.dialect !== 'postgres') return undefined;
+    try {
+      return await this.vectorSlots.run('parse', () => this.ctx.store.messages.searchVector(message.search));
+    } catch {
+      return undefined;
+    }
+  }
+
   async deliver(input: IngestInput): Promise<IngestResult> {
     if (input.targets.length === 0) throw new AppError('invalid_parameter', 'no recipients to deliver to');
     const parsed = input.parsed ?? (await parseMessage(input.raw));
-    const blob = await this.ctx.store.blobs.stage(input.raw);
+    const message = prepareMessage(parsed);
+    const [blob, vector] = await Promise.all([this.ctx.store.blobs.stage(input.raw), this.searchVector(message)]);
+    if (vector !== undefined) message.search.vector = vector;
     const job: IngestJob = {
-      message: prepareMessage(parsed),
+      message,
       blob: { sha256: blob.sha256, size: blob.size, inline: blob.inline },
       targets: input.targets,
       receivedAt: input.receivedAt ?? this.ctx.clock.now(),
