@@ -17,6 +17,7 @@ import { migration011 } from './011-list-keys.ts';
 import { migration012 } from './012-message-keys.ts';
 import { migration013 } from './013-fts-columns.ts';
 import { migration014 } from './014-unused-indexes.ts';
+import { migration015 } from './015-search-words.ts';
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {
   const all: Record<string, (db: Kysely<any>, dialect: Dialect) => Promise<void>> = {
@@ -34,6 +35,7 @@ export function migrationProvider(dialect: Dialect): MigrationProvider {
     '012-message-keys': migration012,
     '013-fts-columns': migration013,
     '014-unused-indexes': migration014,
+    '015-search-words': migration015,
   };
   return {
     async getMigrations(): Promise<Record<string, Migration>> {

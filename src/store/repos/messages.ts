@@ -76,7 +76,8 @@ export interface MessageInsert {
  * as words only. PostgreSQL's parser keeps an address, a host name, a URL or a decimal number as one
  * lexeme ('alice@example.org'), while a query is split into words at those characters
  * (searchWords: alice & example & org), as SQLite's FTS5 splits both: so the document is split the
- * same way first, and a message is found by its sender's address, or a part of it, on both backends.
+ * same way first, and a message is found by its sender's address, or a part of it, on both backends
+ * (migration 015 split the vectors stored before).
  */
 function searchDocument(search: MessageInsert['search']): [string, string] {
   const words = (s: string): string => s.replace(/[^\p{L}\p{N}]+/gu, ' ');
