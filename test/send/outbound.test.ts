@@ -289,6 +289,9 @@ describeEachBackend('outbound delivery', (backend) => {
     });
     assert.equal(prov.status, 201, prov.text);
     assert.deepEqual(prov.body.data.quotas.per_minute, { min: 1, max: 1 });
+    // Quota windows are clock minutes: both sends must fall in one, or the second is not held back.
+    const intoMinute = app.services.clock.now() % 60_000;
+    if (intoMinute > 45_000) await new Promise((r) => setTimeout(r, 60_000 - intoMinute + 50));
     const first = await send([`kim@${REMOTE}`]);
     assert.equal((await settled(first.submissionId)).delivery_status[0].delivered, 'yes');
     const second = await send([`lee@${REMOTE}`]);
