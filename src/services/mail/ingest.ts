@@ -278,14 +278,14 @@ export class IngestService {
 
   /**
    * PostgreSQL: the message's tsvector, made before it joins a batch (MessagesRepo.searchVector),
-   * at most SEARCH_VECTORS_IN_PARALLEL at a time. Undefined on SQLite, and when making it failed:
-   * the insert then makes it itself (and fails there if it has to).
+   * at most SEARCH_VECTORS_IN_PARALLEL at a time. Undefined when making it failed: the insert then
+   * makes it itself (and fails there if it has to).
    */
   private async searchVector(message: PreparedMessage): Promise<string | undefined> {
-    if (this.ctx.store.dialect !== 'postgres') return undefined;
     try {
       return await this.vectorSlots.run('parse', () => this.ctx.store.messages.searchVector(message.search));
-    } catch {
+    } catch (err) {
+      this.ctx.log.warn({ event: 'ingest.search_vector_failed', err: (err as Error).message });
       return undefined;
     }
   }
@@ -294,7 +294,7 @@ export class IngestService {
     if (input.targets.length === 0) throw new AppError('invalid_parameter', 'no recipients to deliver to');
     const parsed = input.parsed ?? (await parseMessage(input.raw));
     const message = prepareMessage(parsed);
-    const [blob, vector] = await Promise.all([this.ctx.store.blobs.stage(input.raw), this.searchVector(message)]);
+    const [blob, vector] = await Promise.all([this.ctx.store.blobs.stage(input.raw), this.ctx.store.dialect === 'postgres' ? this.searchVector(message) : undefined]);
     if (vector !== undefined) message.search.vector = vector;
     const job: IngestJob = {
       message,

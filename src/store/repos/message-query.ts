@@ -59,11 +59,16 @@ export function foldForSearch(s: string): string {
   return s.normalize('NFKD').replace(/\p{M}+/gu, '').toLowerCase();
 }
 
+/**
+ * Between words, for queries and indexed text alike: a word is a run of letters and digits, so an
+ * address, a host name or 2026-11 is several words (as SQLite's FTS5 tokenizer splits them).
+ */
+export const NON_WORD = /[^\p{L}\p{N}]+/gu;
+
 /** Words of a free-text query, folded, without FTS syntax characters. */
 export function searchWords(q: string): string[] {
   return foldForSearch(q)
-    .split(/[^\p{L}\p{N}@._+-]+/u)
-    .flatMap((w) => w.split(/[@._+-]+/))
+    .split(NON_WORD)
     .filter((w) => w.length > 0)
     .slice(0, 32);
 }

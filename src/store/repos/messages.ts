@@ -8,7 +8,7 @@ import type { Dialect } from '../dialect.ts';
 import type { RepoContext } from './common.ts';
 import { ChangesRepo } from './changes.ts';
 import { insertRows, rowShape, runCompiled, runSql } from './compiled.ts';
-import { mailboxSearchToken, SEARCH_KEY_SLOTS, searchKeyFloor } from './message-query.ts';
+import { mailboxSearchToken, NON_WORD, SEARCH_KEY_SLOTS, searchKeyFloor } from './message-query.ts';
 
 /**
  * A message as the services see it: its index row and its contents (message_contents). Summary
@@ -74,13 +74,13 @@ export interface MessageInsert {
 /**
  * PostgreSQL: the two texts of a message's tsvector, its subject (weight A) and the whole document,
  * as words only. PostgreSQL's parser keeps an address, a host name, a URL or a decimal number as one
- * lexeme ('alice@example.org'), while a query is split into words at those characters
- * (searchWords: alice & example & org), as SQLite's FTS5 splits both: so the document is split the
- * same way first, and a message is found by its sender's address, or a part of it, on both backends
- * (migration 015 split the vectors stored before).
+ * lexeme ('alice@example.org'), while a query is split into words (searchWords: alice & example &
+ * org), as SQLite's FTS5 splits both: so the document is split the same way first (NON_WORD), and a
+ * message is found by its sender's address, or a part of it, on both backends (migration 015 split
+ * the vectors stored before).
  */
 function searchDocument(search: MessageInsert['search']): [string, string] {
-  const words = (s: string): string => s.replace(/[^\p{L}\p{N}]+/gu, ' ');
+  const words = (s: string): string => s.replace(NON_WORD, ' ');
   return [words(search.subject), words(`${search.subject}\n${search.addresses}\n${search.body}`)];
 }
 
