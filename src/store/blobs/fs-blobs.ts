@@ -5,7 +5,7 @@
 // survives power loss. Ingest stages many blobs and syncs them together: their fsyncs share a
 // journal commit instead of costing two disk flushes per message. Reads look in the table first,
 // then in the folder (a data folder written before the table existed keeps every blob as a file).
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Kysely } from 'kysely';
@@ -41,7 +41,7 @@ export class FsBlobStore implements BlobStore {
   /** root: the blob folder; db: the SQLite database that keeps blobs up to inlineMaxBytes (none: files only). */
   constructor(root: string, db: Kysely<Database> | null = null, inlineMaxBytes = SQLITE_INLINE_BLOB_MAX_BYTES) {
     this.root = root;
-    this.table = db ? new BlobTable(db) : null;
+    this.table = db ? new BlobTable(db, 'sqlite') : null;
     this.inlineMax = db ? inlineMaxBytes : -1;
   }
 
@@ -59,7 +59,7 @@ export class FsBlobStore implements BlobStore {
   async put(data: Uint8Array): Promise<BlobRef> {
     if (this.table && data.byteLength <= this.inlineMax) {
       // One autocommit statement: durable when it returns (the driver flushes the WAL first).
-      const sha256 = createHash('sha256').update(data).digest('hex');
+      const sha256 = hash('sha256', data, 'hex');
       await this.table.insert([{ sha256, data }]);
       return { sha256, size: data.byteLength };
     }
@@ -73,7 +73,7 @@ export class FsBlobStore implements BlobStore {
   }
 
   async stage(data: Uint8Array): Promise<StagedBlob> {
-    const sha256 = createHash('sha256').update(data).digest('hex');
+    const sha256 = hash('sha256', data, 'hex');
     this.pending.add(sha256);
     if (data.byteLength <= this.inlineMax) {
       const staged: FsStaged = { sha256, size: data.byteLength, staged: true, inline: Buffer.from(data.buffer, data.byteOffset, data.byteLength), dir: '', handle: null };

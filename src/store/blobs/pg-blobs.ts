@@ -3,7 +3,7 @@
 // transaction that refers to them: PostgreSQL write transactions are serialised by the write-order
 // lock (repos/common.ts), and writing the bytes inside them made the serialised part of every
 // ingest batch longer (3,000-message receive bench: 77 msg/s inside, 129 outside).
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Database } from '../schema.ts';
 import { assertDigest, PendingBlobs, type BlobRef, type BlobStore, type StagedBlob } from './blob-store.ts';
@@ -17,18 +17,18 @@ export class PgBlobStore implements BlobStore {
   private readonly table: BlobTable;
   private readonly pending = new PendingBlobs();
   constructor(db: Kysely<Database>) {
-    this.table = new BlobTable(db);
+    this.table = new BlobTable(db, 'postgres');
   }
 
   async put(data: Uint8Array): Promise<BlobRef> {
-    const sha256 = createHash('sha256').update(data).digest('hex');
+    const sha256 = hash('sha256', data, 'hex');
     await this.table.insert([{ sha256, data }]);
     return { sha256, size: data.byteLength };
   }
 
   /** Staging only hashes; sync() inserts a whole batch, before the referring transaction. */
   async stage(data: Uint8Array): Promise<StagedBlob> {
-    const sha256 = createHash('sha256').update(data).digest('hex');
+    const sha256 = hash('sha256', data, 'hex');
     this.pending.add(sha256);
     const staged: PgStaged = { sha256, size: data.byteLength, staged: true, inline: null, data };
     return staged;

@@ -7,7 +7,7 @@ import type { RepoContext } from './common.ts';
 export class BlobRowsRepo {
   private readonly table: BlobTable;
   constructor(ctx: RepoContext) {
-    this.table = new BlobTable(ctx.db);
+    this.table = new BlobTable(ctx.db, ctx.dialect);
   }
 
   /** Writes the inline bytes of staged blobs; a blob already stored (same digest, same bytes) is kept as is. */
