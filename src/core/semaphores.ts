@@ -15,15 +15,17 @@ export class Semaphores {
       this.state.set(key, s);
     }
     const slot = s;
+    // A finishing caller hands its slot straight to the first waiter (the count stays as it is):
+    // were it freed and taken again when the waiter resumes, a microtask later, a newcomer could
+    // take it in between, or the key's state be dropped as idle under the woken waiter.
     if (slot.active >= this.limit) await new Promise<void>((resolve) => slot.waiting.push(resolve));
-    slot.active++;
+    else slot.active++;
     try {
       return await fn();
     } finally {
-      slot.active--;
       const next = slot.waiting.shift();
       if (next) next();
-      else if (slot.active === 0) this.state.delete(key);
+      else if (--slot.active === 0) this.state.delete(key);
     }
   }
 }
