@@ -29,7 +29,16 @@ export class ChangesRepo {
 
   /** Appends one change and returns its id (monotonic across the whole log). */
   async append(entry: ChangeEntry): Promise<number> {
-    const values = {
+    const values = this.row(entry);
+    return inWriteOrder(this.ctx, (db) => insertReturningKey(db, this.ctx.dialect, 'changes', values, 'change_id'));
+  }
+
+  /**
+   * The row append() writes for `entry`, for a statement that appends it itself (PostgreSQL's
+   * one-statement message insert, which must run where the write-order lock is held).
+   */
+  row(entry: ChangeEntry): { team_id: string | null; mailbox_id: string | null; type: string; object_id: string; kind: ChangeKind; created_at: string } {
+    return {
       team_id: entry.teamId ?? null,
       mailbox_id: entry.mailboxId ?? null,
       type: entry.type,
@@ -37,7 +46,6 @@ export class ChangesRepo {
       kind: entry.kind,
       created_at: iso(this.ctx.clock.now()),
     };
-    return inWriteOrder(this.ctx, (db) => insertReturningKey(db, this.ctx.dialect, 'changes', values, 'change_id'));
   }
 
   /**
