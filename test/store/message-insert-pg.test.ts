@@ -1,6 +1,6 @@
 // PostgreSQL writes a new message in one statement inside a transaction (MessagesRepo.insertPgAtOnce:
 // its change, the messages and message_contents rows, its folders and keywords, and every counter it
-// moves), and with separate statements elsewhere. Both must write the same: two copies of one
+// moves, the mailbox's used bytes included), and with separate statements elsewhere. Both must write the same: two copies of one
 // message, one written each way into a folder and a thread of their own, leave equal rows and
 // equal counter moves. (SQLite has one way only.)
 import { after, before, test } from 'node:test';
@@ -71,15 +71,19 @@ describeEachBackend('message insert in one statement', (backend) => {
       uids: new Map([[folderIds[way]!, 7]]),
       search: message.search,
       counted: { folders: false, thread: false },
+      usedBytes: raw.length,
     });
     const ways = [input(0), input(1)];
     const thread = async (repos: Repos, m: MessageInsert): Promise<void> =>
       repos.threads.insert({ id: m.row.thread_id, mailbox_id: box.id, subject_key: message.subjectKey, subject: m.row.subject, last_received_at: now, created_at: now });
     const counts = async () => (await rows('SELECT total, unread FROM mailbox_message_counts WHERE mailbox_id = $1', [box.id]))[0] ?? { total: 0, unread: 0 };
     const countsBefore = await counts();
+    const usedBytes = async (): Promise<number> => Number((await rows('SELECT used_bytes FROM mailboxes WHERE id = $1', [box.id]))[0]!.used_bytes);
+    const usedBefore = await usedBytes();
     // Outside a transaction: separate statements. Inside one: one statement.
     await thread(store, ways[0]!);
     await store.messages.insert(ways[0]!);
+    assert.equal(await usedBytes(), usedBefore + raw.length, 'the separate statements add the size to the used bytes');
     await store.transaction(async (tx) => {
       await thread(tx, ways[1]!);
       await tx.messages.insert(ways[1]!);
@@ -115,6 +119,7 @@ describeEachBackend('message insert in one statement', (backend) => {
     assert.deepEqual(separate.threadFolders, [{ n: 1, mailbox_id: box.id }]);
     assert.deepEqual(separate.folders.map((f) => [Number(f.uid), f.own]), [[7, true]]);
     assert.deepEqual(separate.change, { team_id: null, mailbox_id: box.id, type: 'message', kind: 'created' });
+    assert.equal(await usedBytes(), usedBefore + 2 * raw.length, 'and so does the one statement');
     const countsAfter = await counts();
     assert.equal(Number(countsAfter.total) - Number(countsBefore?.total ?? 0), 2);
     assert.equal(Number(countsAfter.unread) - Number(countsBefore?.unread ?? 0), 2);

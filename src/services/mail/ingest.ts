@@ -207,6 +207,8 @@ const lower = (s: string | null | undefined): string => (s ?? '').toLowerCase();
 class Touched {
   readonly folders = new Map<string, string>();
   readonly quotas = new Map<string, string>();
+  /** The incoming-log rows of the transaction's deliveries: one INSERT for them all (a round trip a message on PostgreSQL). */
+  readonly incomingLogs: IncomingLogRow[] = [];
   /** Thread id → its mailbox and whether this transaction created it (then one 'created' covers later messages too). */
   readonly threads = new Map<string, { mailboxId: string; created: boolean }>();
 
@@ -221,6 +223,7 @@ class Touched {
     for (const [folderId, mailboxId] of this.folders) entries.push({ mailboxId, type: 'folder', objectId: folderId, kind: 'updated' });
     for (const [mailboxId, teamId] of this.quotas) entries.push({ teamId, mailboxId, type: 'quota', objectId: mailboxId, kind: 'updated' });
     await tx.changes.appendMany(entries);
+    await tx.incomingLogs.insert(this.incomingLogs);
   }
 }
 
@@ -550,6 +553,8 @@ export class IngestService {
         uids: new Map([[folder.id, folder.uid]]),
         search: message.search,
         counted: { folders: true, thread: newThread },
+        // Quota accounting moves with the message (one statement on PostgreSQL).
+        usedBytes: size,
       });
       if (input.announce) {
         const isSpam = input.spam?.isSpam === true;
@@ -583,13 +588,13 @@ export class IngestService {
           receivedAt: input.receivedAt,
         });
       }
-      await tx.mailboxes.addUsedBytes(mailbox.id, size);
       touched.folders.set(folder.id, mailbox.id);
       touched.quotas.set(mailbox.id, mailbox.team_id);
       delivered.push({ mailboxId: mailbox.id, messageId, threadId, folderId: folder.id });
     }
     const incomingLogs = acceptedRows(logged);
-    await tx.incomingLogs.insert(incomingLogs);
+    // Written with the batch's other log rows, at its end (Touched.record).
+    touched.incomingLogs.push(...incomingLogs);
     if (inTransaction) await inTransaction(tx, delivered);
     return { delivered, refused, incomingLogs, events };
   }

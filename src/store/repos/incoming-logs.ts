@@ -6,6 +6,9 @@ import { insertRows } from './compiled.ts';
 
 export type IncomingLogRow = IncomingLogsTable;
 
+/** Rows of one INSERT at most (a power of two). */
+const INSERT_CHUNK = 32;
+
 export interface IncomingLogQuery {
   teamId: string;
   limit: number;
@@ -23,8 +26,14 @@ export class IncomingLogsRepo {
     this.ctx = ctx;
   }
 
+  /** In multi-row INSERTs of 32, 16, ... 1 rows: a handful of statement shapes, however many (ingest writes a batch's at once). */
   async insert(rows: IncomingLogRow[]): Promise<void> {
-    if (rows.length > 0) await insertRows(this.ctx.db, this.ctx.dialect, 'incoming_logs', rows);
+    for (let i = 0; i < rows.length; ) {
+      let n = INSERT_CHUNK;
+      while (n > rows.length - i) n >>= 1;
+      await insertRows(this.ctx.db, this.ctx.dialect, 'incoming_logs', rows.slice(i, i + n));
+      i += n;
+    }
   }
 
   async get(id: string): Promise<IncomingLogRow | undefined> {

@@ -7,6 +7,7 @@ import type { MessageContentsTable, MessagesTable } from '../schema.ts';
 import type { Dialect } from '../dialect.ts';
 import type { RepoContext } from './common.ts';
 import { ChangesRepo, type ChangeEntry } from './changes.ts';
+import { MailboxesRepo } from './mailboxes.ts';
 import { insertRows, rowShape, runCompiled, runSql } from './compiled.ts';
 import { mailboxSearchToken, NON_WORD, SEARCH_KEY_SLOTS, searchKeyFloor } from './message-query.ts';
 
@@ -69,6 +70,8 @@ export interface MessageInsert {
    * `first`). The rest are moved here.
    */
   counted?: { folders: boolean; thread: boolean };
+  /** Bytes to add to the mailbox's used bytes with this message (its size: ingest's quota accounting). */
+  usedBytes?: number;
 }
 
 /**
@@ -104,6 +107,7 @@ export interface FolderMembership {
 export class MessagesRepo {
   private readonly ctx: RepoContext;
   private readonly changes: ChangesRepo;
+  private readonly mailboxes: MailboxesRepo;
   /**
    * SQLite, inside a transaction: the last search key it took in each 10 ms slice. Nothing else
    * inserts messages while it holds the write lock, so the next key in a slice is that one + 1
@@ -113,6 +117,7 @@ export class MessagesRepo {
   constructor(ctx: RepoContext) {
     this.ctx = ctx;
     this.changes = new ChangesRepo(ctx);
+    this.mailboxes = new MailboxesRepo(ctx);
   }
 
   private insertFts(params: unknown[]): void {
@@ -196,6 +201,7 @@ export class MessagesRepo {
         keywords.map((keyword) => ({ message_id: row.id, mailbox_id: row.mailbox_id, keyword })),
       );
     }
+    if (m.usedBytes !== undefined) await this.mailboxes.addUsedBytes(row.mailbox_id, m.usedBytes);
     const unread = row.seen === 1 ? 0 : 1;
     if (dialect === 'postgres' && m.folderIds.length > 0) {
       // Every counter in one statement: one round trip per message instead of four. Those the
@@ -248,7 +254,7 @@ export class MessagesRepo {
   /**
    * PostgreSQL, in a transaction (which holds the write-order lock): a new message's change (whose
    * id is its modseq), its rows (messages, message_contents, message_folders, message_keywords) and
-   * every counter it moves, in one statement of data-modifying WITH queries: one round trip instead
+   * every counter it moves (with usedBytes, its mailbox's too), in one statement of data-modifying WITH queries: one round trip instead
    * of five or more. Ingest writes one batch at a time, each statement of it a round trip to the
    * server and back (0.3-1.1 ms under load): these were about half of a message's share of its
    * batch (receive: +28 %, bench/RESULTS.md). The text is made once per shape (its columns, the
@@ -303,6 +309,10 @@ export class MessagesRepo {
       `mc AS (INSERT INTO mailbox_message_counts (mailbox_id, total, unread) VALUES (${p(row.mailbox_id)}, 1, ${p(unread)})
         ON CONFLICT (mailbox_id) DO UPDATE SET total = mailbox_message_counts.total + 1, unread = mailbox_message_counts.unread + EXCLUDED.unread RETURNING 1)`,
     );
+    if (m.usedBytes !== undefined) {
+      shape.push('used');
+      ctes.push(`ub AS (UPDATE mailboxes SET used_bytes = used_bytes + ${p(m.usedBytes)} WHERE id = ${p(row.mailbox_id)} RETURNING 1)`);
+    }
     // A data-modifying WITH runs whether or not the main statement reads it.
     const last = counted.thread
       ? 'SELECT 1'
