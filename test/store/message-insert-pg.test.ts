@@ -1,8 +1,9 @@
 // PostgreSQL writes a new message in one statement inside a transaction (MessagesRepo.insertPgAtOnce:
-// its change, the messages and message_contents rows, its folders and keywords, and every counter it
-// moves, the mailbox's used bytes included), and with separate statements elsewhere. Both must write the same: two copies of one
-// message, one written each way into a folder and a thread of their own, leave equal rows and
-// equal counter moves. (SQLite has one way only.)
+// its change, the messages and message_contents rows, its folders and keywords, the thread made for
+// it, and every counter it moves, the mailbox's used bytes included), and with separate statements
+// elsewhere. Both must write the same: two copies of one message, one written each way into a
+// folder and a thread of their own (one that exists, or one made with the message), leave equal
+// rows and equal counter moves. (SQLite has one way only.)
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
@@ -33,7 +34,7 @@ describeEachBackend('message insert in one statement', (backend) => {
   });
   const rows = async (text: string, values: unknown[]): Promise<Record<string, unknown>[]> => (await pool.query(text, values)).rows;
 
-  test('writes the same rows and moves the same counters as the separate statements', { skip }, async () => {
+  for (const newThread of [false, true]) test(`writes the same rows and moves the same counters as the separate statements (${newThread ? 'a thread made with the message' : 'a thread that exists'})`, { skip }, async () => {
     const store = app.services.store;
     const raw = await buildMessage({ from: 'Ann <ann@partner.example>', to: box.email, subject: 'Quarterly numbers', text: 'The figures for 2026-11 are attached.' });
     const message = prepareMessage(await parseMessage(raw));
@@ -41,7 +42,7 @@ describeEachBackend('message insert in one statement', (backend) => {
     // A folder and a thread for each way, so the counters of each can be read alone.
     const folderIds: string[] = [];
     for (const name of ['separate', 'at-once']) {
-      const id = `fld_${name.replace('-', '')}${Date.now()}`;
+      const id = `fld_${name.replace('-', '')}${newThread ? 'n' : 'e'}${Date.now()}`;
       await store.folders.insert({ id, mailbox_id: box.id, name, role: null, parent_id: null, sort_order: 10, next_uid: 1, uid_validity: 1, created_at: now, updated_at: now });
       folderIds.push(id);
     }
@@ -73,9 +74,13 @@ describeEachBackend('message insert in one statement', (backend) => {
       counted: { folders: false, thread: false },
       usedBytes: raw.length,
     });
+    const threadOf = (m: MessageInsert) => ({ id: m.row.thread_id, mailbox_id: box.id, subject_key: message.subjectKey, subject: m.row.subject, last_received_at: now, created_at: now });
     const ways = [input(0), input(1)];
-    const thread = async (repos: Repos, m: MessageInsert): Promise<void> =>
-      repos.threads.insert({ id: m.row.thread_id, mailbox_id: box.id, subject_key: message.subjectKey, subject: m.row.subject, last_received_at: now, created_at: now });
+    // A thread that exists is made before; one made with the message comes with it, counted with it.
+    const thread = async (repos: Repos, m: MessageInsert): Promise<void> => {
+      if (newThread) m.thread = { row: threadOf(m), first: { unread: 1, attachments: 0 } };
+      else await repos.threads.insert(threadOf(m));
+    };
     const counts = async () => (await rows('SELECT total, unread FROM mailbox_message_counts WHERE mailbox_id = $1', [box.id]))[0] ?? { total: 0, unread: 0 };
     const countsBefore = await counts();
     const usedBytes = async (): Promise<number> => Number((await rows('SELECT used_bytes FROM mailboxes WHERE id = $1', [box.id]))[0]!.used_bytes);
@@ -98,7 +103,7 @@ describeEachBackend('message insert in one statement', (backend) => {
       const keywords = await rows('SELECT keyword, mailbox_id FROM message_keywords WHERE message_id = $1 ORDER BY keyword', [id]);
       const changes = await rows('SELECT * FROM changes WHERE object_id = $1', [id]);
       const [folder] = await rows('SELECT total_messages, unread_messages, next_uid FROM folders WHERE id = $1', [m.folderIds[0]]);
-      const [thread] = await rows('SELECT message_count, unread_count, attachment_count FROM threads WHERE id = $1', [m.row.thread_id]);
+      const [thread] = await rows('SELECT message_count, unread_count, attachment_count, mailbox_id, subject_key, subject, last_received_at FROM threads WHERE id = $1', [m.row.thread_id]);
       const threadFolders = await rows('SELECT n, mailbox_id FROM thread_folders WHERE thread_id = $1', [m.row.thread_id]);
       assert.equal(changes.length, 1, 'one change appended');
       const { change_id, created_at: _at, object_id: _o, ...change } = changes[0]!;
@@ -115,7 +120,7 @@ describeEachBackend('message insert in one statement', (backend) => {
     assert.equal(String(separate.contents.text_body).trim(), 'The figures for 2026-11 are attached.');
     assert.deepEqual(separate.keywords.map((k) => k.keyword), ['$flagged', 'project-x']);
     assert.deepEqual(separate.folder, { total_messages: 1, unread_messages: 1, next_uid: 1 });
-    assert.deepEqual(separate.thread, { message_count: 1, unread_count: 1, attachment_count: 0 });
+    assert.deepEqual(separate.thread, { message_count: 1, unread_count: 1, attachment_count: 0, mailbox_id: box.id, subject_key: message.subjectKey, subject: 'Quarterly numbers', last_received_at: now });
     assert.deepEqual(separate.threadFolders, [{ n: 1, mailbox_id: box.id }]);
     assert.deepEqual(separate.folders.map((f) => [Number(f.uid), f.own]), [[7, true]]);
     assert.deepEqual(separate.change, { team_id: null, mailbox_id: box.id, type: 'message', kind: 'created' });

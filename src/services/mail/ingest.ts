@@ -18,7 +18,7 @@ import { SEARCH_VECTORS_IN_PARALLEL } from '../../config/limits.ts';
 import { parseMessage, type ParsedMessage } from '../../mime/parse.ts';
 import { threadKeys } from '../../mime/threading.ts';
 import { foldForSearch } from '../../store/repos/message-query.ts';
-import type { ChangeEntry, EventRow, IncomingLogRow, MailboxRow, MessageRow, Repos, StagedBlob } from '../../store/index.ts';
+import type { ChangeEntry, EventRow, IncomingLogRow, MailboxRow, MessageInsert, MessageRow, Repos, StagedBlob } from '../../store/index.ts';
 import type { ServiceContext } from '../context.ts';
 import type { EventsService } from '../events.ts';
 import { summaryFields } from './views.ts';
@@ -512,13 +512,14 @@ export class IngestService {
         threadId = (await tx.threads.bySubject(mailbox.id, subjectKey, since))?.id ?? null;
       }
       const newThread = threadId === null;
+      let thread: MessageInsert['thread'];
       if (threadId === null) {
         threadId = newId('thr');
-        // Made for this message: counted with it (MessageInsert.counted).
-        await tx.threads.insert(
-          { id: threadId, mailbox_id: mailbox.id, subject_key: subjectKey, subject: columns.subject, last_received_at: receivedAt, created_at: receivedAt },
-          { unread: seen === 1 ? 0 : 1, attachments: hasAttachments },
-        );
+        // Made for this message: written and counted with it (MessageInsert.thread).
+        thread = {
+          row: { id: threadId, mailbox_id: mailbox.id, subject_key: subjectKey, subject: columns.subject, last_received_at: receivedAt, created_at: receivedAt },
+          first: { unread: seen === 1 ? 0 : 1, attachments: hasAttachments },
+        };
         touched.thread(threadId, mailbox.id, true);
       } else {
         await tx.threads.touch(threadId, receivedAt);
@@ -553,6 +554,7 @@ export class IngestService {
         uids: new Map([[folder.id, folder.uid]]),
         search: message.search,
         counted: { folders: true, thread: newThread },
+        ...(thread ? { thread } : {}),
         // Quota accounting moves with the message (one statement on PostgreSQL).
         usedBytes: size,
       });

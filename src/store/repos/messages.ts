@@ -8,6 +8,7 @@ import type { Dialect } from '../dialect.ts';
 import type { RepoContext } from './common.ts';
 import { ChangesRepo, type ChangeEntry } from './changes.ts';
 import { MailboxesRepo } from './mailboxes.ts';
+import { threadRow, ThreadsRepo, type NewThread, type ThreadFirst } from './threads.ts';
 import { insertRows, rowShape, runCompiled, runSql } from './compiled.ts';
 import { mailboxSearchToken, NON_WORD, SEARCH_KEY_SLOTS, searchKeyFloor } from './message-query.ts';
 
@@ -70,6 +71,11 @@ export interface MessageInsert {
    * `first`). The rest are moved here.
    */
   counted?: { folders: boolean; thread: boolean };
+  /**
+   * A thread made for this message (row.thread_id), written with it and counted with it: its
+   * counters start at this message (then `counted.thread` is implied).
+   */
+  thread?: { row: NewThread; first: ThreadFirst };
   /** Bytes to add to the mailbox's used bytes with this message (its size: ingest's quota accounting). */
   usedBytes?: number;
 }
@@ -85,6 +91,11 @@ export interface MessageInsert {
 function searchDocument(search: MessageInsert['search']): [string, string] {
   const words = (s: string): string => s.replace(NON_WORD, ' ');
   return [words(search.subject), words(`${search.subject}\n${search.addresses}\n${search.body}`)];
+}
+
+/** What MessageInsert's caller counted already: a thread made with the message counts it. */
+function countedOf(m: MessageInsert): { folders: boolean; thread: boolean } {
+  return { folders: m.counted?.folders === true, thread: m.counted?.thread === true || m.thread !== undefined };
 }
 
 /** The SQL text of pgSearchVector, its values as $1 (the subject) and $2 (the document). */
@@ -108,6 +119,7 @@ export class MessagesRepo {
   private readonly ctx: RepoContext;
   private readonly changes: ChangesRepo;
   private readonly mailboxes: MailboxesRepo;
+  private readonly threads: ThreadsRepo;
   /**
    * SQLite, inside a transaction: the last search key it took in each 10 ms slice. Nothing else
    * inserts messages while it holds the write lock, so the next key in a slice is that one + 1
@@ -118,6 +130,7 @@ export class MessagesRepo {
     this.ctx = ctx;
     this.changes = new ChangesRepo(ctx);
     this.mailboxes = new MailboxesRepo(ctx);
+    this.threads = new ThreadsRepo(ctx);
   }
 
   private insertFts(params: unknown[]): void {
@@ -159,6 +172,7 @@ export class MessagesRepo {
       await this.insertPgAtOnce(m, change);
       return;
     }
+    if (m.thread) await this.threads.insert(m.thread.row, m.thread.first);
     // The change comes first so the row is written once, already carrying its modseq.
     const modseq = await this.changes.append(change);
     const row = { ...m.row, modseq };
@@ -203,14 +217,15 @@ export class MessagesRepo {
     }
     if (m.usedBytes !== undefined) await this.mailboxes.addUsedBytes(row.mailbox_id, m.usedBytes);
     const unread = row.seen === 1 ? 0 : 1;
+    const counted = countedOf(m);
     if (dialect === 'postgres' && m.folderIds.length > 0) {
       // Every counter in one statement: one round trip per message instead of four. Those the
       // caller counted (MessageInsert.counted) are left alone.
-      const folders = m.counted?.folders
+      const folders = counted.folders
         ? sql`SELECT id FROM folders WHERE id IN (${sql.join(m.folderIds)})`
         : sql`UPDATE folders SET total_messages = total_messages + 1, unread_messages = unread_messages + ${unread} WHERE id IN (${sql.join(m.folderIds)}) RETURNING id`;
       // A data-modifying WITH runs whether or not the main statement reads it.
-      const thread = m.counted?.thread
+      const thread = counted.thread
         ? sql`SELECT 1`
         : sql`UPDATE threads SET message_count = message_count + 1, unread_count = unread_count + ${unread}, attachment_count = attachment_count + ${row.has_attachments === 1 ? 1 : 0}
         WHERE id = ${row.thread_id}`;
@@ -224,7 +239,7 @@ export class MessagesRepo {
         ${thread}`.execute(db);
       return;
     }
-    await this.countFolders(row, m.folderIds, 1, unread, m.counted?.folders === true);
+    await this.countFolders(row, m.folderIds, 1, unread, counted.folders);
     await runCompiled(
       db,
       dialect,
@@ -236,7 +251,7 @@ export class MessagesRepo {
           .onConflict((oc) => oc.column('mailbox_id').doUpdateSet((eb) => ({ total: eb('mailbox_message_counts.total', '+', 1), unread: eb('mailbox_message_counts.unread', '+', unread) }))),
       [row.mailbox_id, 1, unread, 1, unread],
     );
-    if (m.counted?.thread) return;
+    if (counted.thread) return;
     const attachments = row.has_attachments === 1 ? 1 : 0;
     await runCompiled(
       db,
@@ -253,7 +268,8 @@ export class MessagesRepo {
 
   /**
    * PostgreSQL, in a transaction (which holds the write-order lock): a new message's change (whose
-   * id is its modseq), its rows (messages, message_contents, message_folders, message_keywords) and
+   * id is its modseq), its rows (messages, message_contents, message_folders, message_keywords, and
+   * the thread made for it) and
    * every counter it moves (with usedBytes, its mailbox's too), in one statement of data-modifying WITH queries: one round trip instead
    * of five or more. Ingest writes one batch at a time, each statement of it a round trip to the
    * server and back (0.3-1.1 ms under load): these were about half of a message's share of its
@@ -287,18 +303,20 @@ export class MessagesRepo {
           return pgSearchVectorText.replace(/\$([12])\b/g, (_, i: string) => q(i === '1' ? subject : doc));
         };
     shape.push(vector !== undefined ? 'vector' : 'doc');
-    const ctes: string[] = [
+    const ctes: string[] = [];
+    if (m.thread) ctes.push(`t AS (${insert('threads', [threadRow(m.thread.row, m.thread.first) as unknown as Record<string, unknown>])})`);
+    ctes.push(
       `ch AS (${insert('changes', [this.changes.row(change)])} RETURNING change_id)`,
       `m AS (${insert('messages', [{ ...index, modseq: () => '(SELECT change_id FROM ch)', search }])})`,
       `c AS (${insert('message_contents', [contents as unknown as Record<string, unknown>])})`,
       `mf AS (${insert('message_folders', m.folderIds.map((folderId) => ({ message_id: row.id, folder_id: folderId, mailbox_id: row.mailbox_id, uid: m.uids.get(folderId) ?? 0, received_at: row.received_at, seen: row.seen })))})`,
-    ];
+    );
     const keywords = JSON.parse(row.keywords) as string[];
     if (keywords.length > 0) ctes.push(`k AS (${insert('message_keywords', keywords.map((keyword) => ({ message_id: row.id, mailbox_id: row.mailbox_id, keyword })))})`);
     // The counters, as the separate path moves them (those the caller counted are left alone).
     const unread = row.seen === 1 ? 0 : 1;
     const folderIds = m.folderIds.map((id) => p(id)).join(', ');
-    const counted = m.counted ?? { folders: false, thread: false };
+    const counted = countedOf(m);
     shape.push(`counted ${counted.folders ? 1 : 0}${counted.thread ? 1 : 0}`);
     ctes.push(
       counted.folders

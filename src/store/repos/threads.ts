@@ -8,6 +8,19 @@ import { insertRows, runCompiled } from './compiled.ts';
 import { MessageQuery, type MessageFilter } from './message-query.ts';
 
 export type ThreadRow = ThreadsTable;
+/** A thread as its writer gives it: the counters are the repo's. */
+export type NewThread = Omit<ThreadRow, 'message_count' | 'unread_count' | 'attachment_count'>;
+/** The message a new thread is made for, when it is counted with it. */
+export interface ThreadFirst {
+  unread: 0 | 1;
+  attachments: 0 | 1;
+}
+
+/** The row ThreadsRepo.insert writes (MessagesRepo writes it too, with the message it is made for). */
+export function threadRow(row: NewThread, first?: ThreadFirst): ThreadRow {
+  const counts = first ? { message_count: 1, unread_count: first.unread, attachment_count: first.attachments } : { message_count: 0, unread_count: 0, attachment_count: 0 };
+  return { ...row, ...counts };
+}
 
 export class ThreadsRepo {
   private readonly ctx: RepoContext;
@@ -23,9 +36,8 @@ export class ThreadsRepo {
    * Its 'created' change is the caller's to append: ingest appends a batch's thread changes in one
    * statement (changes.appendMany).
    */
-  async insert(row: Omit<ThreadRow, 'message_count' | 'unread_count' | 'attachment_count'>, first?: { unread: 0 | 1; attachments: 0 | 1 }): Promise<void> {
-    const counts = first ? { message_count: 1, unread_count: first.unread, attachment_count: first.attachments } : { message_count: 0, unread_count: 0, attachment_count: 0 };
-    await insertRows(this.ctx.db, this.ctx.dialect, 'threads', { ...row, ...counts });
+  async insert(row: NewThread, first?: ThreadFirst): Promise<void> {
+    await insertRows(this.ctx.db, this.ctx.dialect, 'threads', threadRow(row, first));
   }
 
   async get(id: string): Promise<ThreadRow | undefined> {
