@@ -269,13 +269,13 @@ export class MessagesRepo {
   /**
    * PostgreSQL, in a transaction (which holds the write-order lock): a new message's change (whose
    * id is its modseq), its rows (messages, message_contents, message_folders, message_keywords, and
-   * the thread made for it) and
-   * every counter it moves (with usedBytes, its mailbox's too), in one statement of data-modifying WITH queries: one round trip instead
-   * of five or more. Ingest writes one batch at a time, each statement of it a round trip to the
-   * server and back (0.3-1.1 ms under load): these were about half of a message's share of its
-   * batch (receive: +28 %, bench/RESULTS.md). The text is made once per shape (its columns, the
-   * number of folders and keywords, what the caller counted) and runs as a prepared statement. It
-   * writes what the separate statements below write (test/store/message-insert-pg.test.ts).
+   * the thread made for it) and every counter it moves (with usedBytes, its mailbox's too), in one
+   * statement of data-modifying WITH queries: one round trip instead of up to eight. Ingest writes
+   * one batch at a time, each statement of it a round trip to the server and back (0.3-1.1 ms under
+   * load): these were about two thirds of a message's share of its batch (receive +34 %,
+   * bench/RESULTS.md). The text is made once per shape (its columns, the number of folders and
+   * keywords, what the caller counted) and runs as a prepared statement. It writes what the
+   * separate statements below write (test/store/message-insert-pg.test.ts).
    */
   private async insertPgAtOnce(m: MessageInsert, change: ChangeEntry): Promise<void> {
     // The message's change is appended by the statement too; its id is the row's modseq.
