@@ -3,12 +3,9 @@
 import { sql } from 'kysely';
 import { iso } from '../../core/clock.ts';
 import { inWriteOrder, type RepoContext } from './common.ts';
-import { insertReturningKey, insertRows } from './compiled.ts';
+import { insertReturningKey, insertRowsChunked } from './compiled.ts';
 
 export type ChangeKind = 'created' | 'updated' | 'destroyed';
-
-/** Rows of one appendMany INSERT at most (a power of two). */
-const APPEND_CHUNK = 32;
 
 /** Old rows one retention round reads (it deletes at most these): bounds a round's transaction. */
 const PURGE_SCAN_ROWS = 20_000;
@@ -50,18 +47,12 @@ export class ChangesRepo {
 
   /**
    * Appends several changes whose ids nobody needs (a batch's thread, folder and quota changes),
-   * in multi-row INSERTs of 32, 16, ... 1 rows: a handful of statement shapes, whatever the count.
+   * in multi-row INSERTs (insertRowsChunked).
    */
   async appendMany(entries: readonly ChangeEntry[]): Promise<void> {
     const now = iso(this.ctx.clock.now());
     const rows = entries.map((e) => ({ team_id: e.teamId ?? null, mailbox_id: e.mailboxId ?? null, type: e.type, object_id: e.objectId, kind: e.kind, created_at: now }));
-    for (let i = 0; i < rows.length; ) {
-      let n = APPEND_CHUNK;
-      while (n > rows.length - i) n >>= 1;
-      const chunk = rows.slice(i, i + n);
-      await inWriteOrder(this.ctx, (db) => insertRows(db, this.ctx.dialect, 'changes', chunk));
-      i += n;
-    }
+    if (rows.length > 0) await inWriteOrder(this.ctx, (db) => insertRowsChunked(db, this.ctx.dialect, 'changes', rows));
   }
 
   /** The newest change id for (mailbox, type), or 0: the basis of a state token. */

@@ -123,6 +123,22 @@ export function insertRows<R>(db: Kysely<Database>, dialect: Dialect, table: key
   return runCompiled<R>(db, dialect, `insert ${table} (${shape.columns}) returning ${returning === null ? '' : String(returning)}`, build, shape.values);
 }
 
+/** Rows of one insertRowsChunked INSERT at most (a power of two). */
+const CHUNK_ROWS = 32;
+
+/**
+ * Many rows of one shape in multi-row INSERTs of 32, 16, ... 1 rows: a handful of compiled
+ * statements, however many rows (a batch's change-log or incoming-log rows).
+ */
+export async function insertRowsChunked(db: Kysely<Database>, dialect: Dialect, table: keyof Database & string, rows: readonly object[]): Promise<void> {
+  for (let i = 0; i < rows.length; ) {
+    let n = CHUNK_ROWS;
+    while (n > rows.length - i) n >>= 1;
+    await insertRows(db, dialect, table, rows.slice(i, i + n));
+    i += n;
+  }
+}
+
 /**
  * INSERT of one row whose key is generated (an INTEGER PRIMARY KEY on SQLite, a serial on
  * PostgreSQL); resolves with the key. SQLite reports the new rowid with every INSERT, so there it

@@ -2,12 +2,9 @@
 import { sql } from 'kysely';
 import type { IncomingLogsTable } from '../schema.ts';
 import type { RepoContext } from './common.ts';
-import { insertRows } from './compiled.ts';
+import { insertRowsChunked } from './compiled.ts';
 
 export type IncomingLogRow = IncomingLogsTable;
-
-/** Rows of one INSERT at most (a power of two). */
-const INSERT_CHUNK = 32;
 
 export interface IncomingLogQuery {
   teamId: string;
@@ -26,14 +23,9 @@ export class IncomingLogsRepo {
     this.ctx = ctx;
   }
 
-  /** In multi-row INSERTs of 32, 16, ... 1 rows: a handful of statement shapes, however many (ingest writes a batch's at once). */
+  /** Ingest writes a batch's rows at once (insertRowsChunked). */
   async insert(rows: IncomingLogRow[]): Promise<void> {
-    for (let i = 0; i < rows.length; ) {
-      let n = INSERT_CHUNK;
-      while (n > rows.length - i) n >>= 1;
-      await insertRows(this.ctx.db, this.ctx.dialect, 'incoming_logs', rows.slice(i, i + n));
-      i += n;
-    }
+    await insertRowsChunked(this.ctx.db, this.ctx.dialect, 'incoming_logs', rows);
   }
 
   async get(id: string): Promise<IncomingLogRow | undefined> {

@@ -98,6 +98,29 @@ function countedOf(m: MessageInsert): { folders: boolean; thread: boolean } {
   return { folders: m.counted?.folders === true, thread: m.counted?.thread === true || m.thread !== undefined };
 }
 
+/**
+ * PostgreSQL: the WITH queries that move a new message's counters (its folders' totals, unless
+ * counted; thread_folders; mailbox_message_counts; its thread's, unless counted), values bound by
+ * `bind`. Both of MessagesRepo.insert's PostgreSQL paths use them.
+ */
+function pgCounterCtes(bind: Bind, m: MessageInsert, row: Pick<MessageRow, 'seen' | 'thread_id' | 'mailbox_id' | 'has_attachments'>, counted: { folders: boolean; thread: boolean }): string[] {
+  const unread = row.seen === 1 ? 0 : 1;
+  const folderIds = m.folderIds.map((id) => bind(id)).join(', ');
+  const ctes = [
+    counted.folders
+      ? `f AS (SELECT id FROM folders WHERE id IN (${folderIds}))`
+      : `f AS (UPDATE folders SET total_messages = total_messages + 1, unread_messages = unread_messages + ${bind(unread)} WHERE id IN (${folderIds}) RETURNING id)`,
+    `tf AS (INSERT INTO thread_folders (thread_id, folder_id, mailbox_id, n) SELECT ${bind(row.thread_id)}, f.id, ${bind(row.mailbox_id)}, 1 FROM f
+      ON CONFLICT (thread_id, folder_id) DO UPDATE SET n = thread_folders.n + 1 RETURNING 1)`,
+    `mc AS (INSERT INTO mailbox_message_counts (mailbox_id, total, unread) VALUES (${bind(row.mailbox_id)}, 1, ${bind(unread)})
+      ON CONFLICT (mailbox_id) DO UPDATE SET total = mailbox_message_counts.total + 1, unread = mailbox_message_counts.unread + EXCLUDED.unread RETURNING 1)`,
+  ];
+  if (!counted.thread) {
+    ctes.push(`th AS (UPDATE threads SET message_count = message_count + 1, unread_count = unread_count + ${bind(unread)}, attachment_count = attachment_count + ${bind(row.has_attachments === 1 ? 1 : 0)} WHERE id = ${bind(row.thread_id)} RETURNING 1)`);
+  }
+  return ctes;
+}
+
 /** The SQL text of pgSearchVector, its values as $1 (the subject) and $2 (the document). */
 let pgSearchVectorText: string | null = null;
 
@@ -221,22 +244,9 @@ export class MessagesRepo {
     if (dialect === 'postgres' && m.folderIds.length > 0) {
       // Every counter in one statement: one round trip per message instead of four. Those the
       // caller counted (MessageInsert.counted) are left alone.
-      const folders = counted.folders
-        ? sql`SELECT id FROM folders WHERE id IN (${sql.join(m.folderIds)})`
-        : sql`UPDATE folders SET total_messages = total_messages + 1, unread_messages = unread_messages + ${unread} WHERE id IN (${sql.join(m.folderIds)}) RETURNING id`;
-      // A data-modifying WITH runs whether or not the main statement reads it.
-      const thread = counted.thread
-        ? sql`SELECT 1`
-        : sql`UPDATE threads SET message_count = message_count + 1, unread_count = unread_count + ${unread}, attachment_count = attachment_count + ${row.has_attachments === 1 ? 1 : 0}
-        WHERE id = ${row.thread_id}`;
-      await sql`WITH f AS (${folders}), tf AS (
-          INSERT INTO thread_folders (thread_id, folder_id, mailbox_id, n) SELECT ${row.thread_id}, f.id, ${row.mailbox_id}, 1 FROM f
-          ON CONFLICT (thread_id, folder_id) DO UPDATE SET n = thread_folders.n + 1 RETURNING 1
-        ), mc AS (
-          INSERT INTO mailbox_message_counts (mailbox_id, total, unread) VALUES (${row.mailbox_id}, 1, ${unread})
-          ON CONFLICT (mailbox_id) DO UPDATE SET total = mailbox_message_counts.total + 1, unread = mailbox_message_counts.unread + EXCLUDED.unread RETURNING 1
-        )
-        ${thread}`.execute(db);
+      const params: unknown[] = [];
+      const ctes = pgCounterCtes((v) => `$${params.push(v)}`, m, row, counted);
+      await runSql(db, `WITH ${ctes.join(',\n')}\nSELECT 1`, params);
       return;
     }
     await this.countFolders(row, m.folderIds, 1, unread, counted.folders);
@@ -314,28 +324,15 @@ export class MessagesRepo {
     const keywords = JSON.parse(row.keywords) as string[];
     if (keywords.length > 0) ctes.push(`k AS (${insert('message_keywords', keywords.map((keyword) => ({ message_id: row.id, mailbox_id: row.mailbox_id, keyword })))})`);
     // The counters, as the separate path moves them (those the caller counted are left alone).
-    const unread = row.seen === 1 ? 0 : 1;
-    const folderIds = m.folderIds.map((id) => p(id)).join(', ');
     const counted = countedOf(m);
     shape.push(`counted ${counted.folders ? 1 : 0}${counted.thread ? 1 : 0}`);
-    ctes.push(
-      counted.folders
-        ? `f AS (SELECT id FROM folders WHERE id IN (${folderIds}))`
-        : `f AS (UPDATE folders SET total_messages = total_messages + 1, unread_messages = unread_messages + ${p(unread)} WHERE id IN (${folderIds}) RETURNING id)`,
-      `tf AS (INSERT INTO thread_folders (thread_id, folder_id, mailbox_id, n) SELECT ${p(row.thread_id)}, f.id, ${p(row.mailbox_id)}, 1 FROM f
-        ON CONFLICT (thread_id, folder_id) DO UPDATE SET n = thread_folders.n + 1 RETURNING 1)`,
-      `mc AS (INSERT INTO mailbox_message_counts (mailbox_id, total, unread) VALUES (${p(row.mailbox_id)}, 1, ${p(unread)})
-        ON CONFLICT (mailbox_id) DO UPDATE SET total = mailbox_message_counts.total + 1, unread = mailbox_message_counts.unread + EXCLUDED.unread RETURNING 1)`,
-    );
+    ctes.push(...pgCounterCtes(p, m, row, counted));
     if (m.usedBytes !== undefined) {
       shape.push('used');
       ctes.push(`ub AS (UPDATE mailboxes SET used_bytes = used_bytes + ${p(m.usedBytes)} WHERE id = ${p(row.mailbox_id)} RETURNING 1)`);
     }
     // A data-modifying WITH runs whether or not the main statement reads it.
-    const last = counted.thread
-      ? 'SELECT 1'
-      : `UPDATE threads SET message_count = message_count + 1, unread_count = unread_count + ${p(unread)}, attachment_count = attachment_count + ${p(row.has_attachments === 1 ? 1 : 0)} WHERE id = ${p(row.thread_id)}`;
-    const text = `WITH ${ctes.join(',\n')}\n${last}`;
+    const text = `WITH ${ctes.join(',\n')}\nSELECT 1`;
     await runCompiled(this.ctx.db, 'postgres', `messages.insert.pg ${shape.join(' ')}`, () => ({ compile: () => CompiledQuery.raw(text, params) }), params);
   }
 
