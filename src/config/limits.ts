@@ -19,13 +19,6 @@ export const QUOTA_TIERS = [1073741824, 5368709120, 53687091200] as const;
 export const QUOTA_DEFAULT = 1073741824;
 /** DKIM key size Mailmux generates per domain: 2048-bit RSA is what every receiver accepts. */
 export const DKIM_RSA_BITS = 2048;
-/**
- * PostgreSQL: messages whose full-text vector (to_tsvector of subject, addresses and body) is made
- * at once, on connections of the pool, before they join an ingest batch. Each parse keeps a
- * server process busy for ~1.7 ms for a 10 KB message; 1, 2 and 4 received equally fast on two
- * cores, and a small number leaves the pool's connections (10) to the batches being written.
- */
-export const SEARCH_VECTORS_IN_PARALLEL = 2;
 /** A DNS lookup during verification gives up after this long and counts as a temporary failure. */
 export const DNS_TIMEOUT_MS = 5000;
 /** Local parts on the default domain that no team may take (RFC 2142 role accounts and the bounce sender). */

@@ -1,5 +1,5 @@
 // Counting semaphores by key: at most `limit` callers run at once for each key (a domain for
-// outbound delivery, one key for ingest's PostgreSQL full-text parses); the rest wait in order.
+// outbound delivery); the rest wait in order.
 
 export class Semaphores {
   private readonly limit: number;

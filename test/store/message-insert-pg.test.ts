@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import pg from 'pg';
 import { parseMessage } from '../../src/mime/parse.ts';
 import { prepareMessage } from '../../src/services/mail/ingest.ts';
-import type { MessageInsert } from '../../src/store/repos/messages.ts';
+import { pgSearchVector, type MessageInsert } from '../../src/store/repos/messages.ts';
+import { foldForSearch, NON_WORD } from '../../src/store/repos/message-query.ts';
 import type { Repos } from '../../src/store/index.ts';
 import { describeEachBackend } from '../helpers/backends.ts';
 import { startTestApp, type TestApp } from '../helpers/app.ts';
@@ -116,7 +117,9 @@ describeEachBackend('message insert in one statement', (backend) => {
     assert.deepEqual(atOnce, separate);
     // And what they hold is the message (not two equal mistakes).
     assert.equal(separate.row.subject, 'Quarterly numbers');
-    assert.match(String(separate.row.search), /'quarterly':1A/);
+    // The vector: the distinct words of subject, addresses and body, without positions (pgSearchVector).
+    for (const word of ['quarterly', 'numbers', 'ann', 'partner', 'example', 'figures', '2026', '11', 'attached']) assert.match(String(separate.row.search), new RegExp(`'${word}'`));
+    assert.doesNotMatch(String(separate.row.search), /:/);
     assert.equal(String(separate.contents.text_body).trim(), 'The figures for 2026-11 are attached.');
     assert.deepEqual(separate.keywords.map((k) => k.keyword), ['$flagged', 'project-x']);
     assert.deepEqual(separate.folder, { total_messages: 1, unread_messages: 1, next_uid: 1 });
@@ -128,5 +131,26 @@ describeEachBackend('message insert in one statement', (backend) => {
     const countsAfter = await counts();
     assert.equal(Number(countsAfter.total) - Number(countsBefore?.total ?? 0), 2);
     assert.equal(Number(countsAfter.unread) - Number(countsBefore?.unread ?? 0), 2);
+  });
+
+  test("the tsvector made in JavaScript has the lexemes PostgreSQL's own parse gives the same words, so vectors stored before still match", { skip }, async () => {
+    const texts = [
+      'Quarterly numbers: see https://files.partner.example/q3?id=42 or mail bob.smith+tag@partner.example',
+      'Café, naïve façade, Straße, İstanbul, ΟΔΟΣ, привет мир, γεια, שלום, مرحبا, สวัสดี',
+      '中文字符 日本語テキスト ひらがな 한국어 텍스트',
+      'x²y ½ ⅻ ǅ ﬁ test_ok 1,5 3.14 v1.2.3 ab-cd 0x1F 1e5 12abc 2026-11-25T10:00:00Z',
+      "quotes ' and \\ backslashes \" and emoji 🎉👍 are not words",
+      `${'a'.repeat(2046)} ${'b'.repeat(2047)} ${'é'.repeat(1100)} end`,
+    ];
+    for (const text of texts) {
+      const folded = foldForSearch(text);
+      const mine = pgSearchVector({ subject: '', addresses: '', body: folded });
+      const [r] = await rows(
+        `SELECT ARRAY(SELECT lexeme FROM unnest($1::tsvector) ORDER BY 1) AS mine, ARRAY(SELECT lexeme FROM unnest(to_tsvector('simple', $2)) ORDER BY 1) AS theirs`,
+        [mine, folded.replace(NON_WORD, ' ')],
+      );
+      assert.ok((r!.mine as string[]).length > 0);
+      assert.deepEqual(r!.mine, r!.theirs, text.slice(0, 40));
+    }
   });
 });

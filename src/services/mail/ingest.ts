@@ -13,8 +13,6 @@
 import { iso } from '../../core/clock.ts';
 import { AppError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
-import { Semaphores } from '../../core/semaphores.ts';
-import { SEARCH_VECTORS_IN_PARALLEL } from '../../config/limits.ts';
 import { parseMessage, type ParsedMessage } from '../../mime/parse.ts';
 import { threadKeys } from '../../mime/threading.ts';
 import { foldForSearch } from '../../store/repos/message-query.ts';
@@ -113,8 +111,8 @@ export interface PreparedMessage {
   messageIds: string[];
   isReplyish: boolean;
   fromEmail: string | null;
-  /** Folded for the full-text index (foldForSearch); `vector`: PostgreSQL's tsvector of them, when made beforehand. */
-  search: { subject: string; addresses: string; body: string; vector?: string };
+  /** Folded for the full-text index (foldForSearch). */
+  search: { subject: string; addresses: string; body: string };
 }
 
 /** The stored form of a parsed message (see PreparedMessage). */
@@ -211,6 +209,23 @@ class Touched {
   readonly incomingLogs: IncomingLogRow[] = [];
   /** Thread id → its mailbox and whether this transaction created it (then one 'created' covers later messages too). */
   readonly threads = new Map<string, { mailboxId: string; created: boolean }>();
+  /**
+   * The transaction's mailboxes as read at its start, with the bytes its deliveries added since
+   * (quota checks see them): one read for a batch instead of one a delivery (a round trip each, in
+   * the one transaction at a time that PostgreSQL's ingest writes).
+   */
+  private readonly mailboxes = new Map<string, MailboxRow | null>();
+
+  async preload(tx: Repos, ids: Iterable<string>): Promise<void> {
+    const missing = [...new Set(ids)].filter((id) => !this.mailboxes.has(id));
+    for (const row of await tx.mailboxes.getMany(missing)) this.mailboxes.set(row.id, { ...row });
+    for (const id of missing) if (!this.mailboxes.has(id)) this.mailboxes.set(id, null);
+  }
+
+  async mailbox(tx: Repos, id: string): Promise<MailboxRow | null> {
+    if (!this.mailboxes.has(id)) await this.preload(tx, [id]);
+    return this.mailboxes.get(id) ?? null;
+  }
 
   thread(id: string, mailboxId: string, created: boolean): void {
     if (!this.threads.has(id)) this.threads.set(id, { mailboxId, created });
@@ -276,29 +291,11 @@ export class IngestService {
     this.listeners.push(listener);
   }
 
-  /** PostgreSQL: the full-text parses running at once (searchVector). */
-  private readonly vectorSlots = new Semaphores(SEARCH_VECTORS_IN_PARALLEL);
-
-  /**
-   * PostgreSQL: the message's tsvector, made before it joins a batch (MessagesRepo.searchVector),
-   * at most SEARCH_VECTORS_IN_PARALLEL at a time. Undefined when making it failed: the insert then
-   * makes it itself (and fails there if it has to).
-   */
-  private async searchVector(message: PreparedMessage): Promise<string | undefined> {
-    try {
-      return await this.vectorSlots.run('parse', () => this.ctx.store.messages.searchVector(message.search));
-    } catch (err) {
-      this.ctx.log.warn({ event: 'ingest.search_vector_failed', err: (err as Error).message });
-      return undefined;
-    }
-  }
-
   async deliver(input: IngestInput): Promise<IngestResult> {
     if (input.targets.length === 0) throw new AppError('invalid_parameter', 'no recipients to deliver to');
     const parsed = input.parsed ?? (await parseMessage(input.raw));
     const message = prepareMessage(parsed);
-    const [blob, vector] = await Promise.all([this.ctx.store.blobs.stage(input.raw), this.ctx.store.dialect === 'postgres' ? this.searchVector(message) : undefined]);
-    if (vector !== undefined) message.search.vector = vector;
+    const blob = await this.ctx.store.blobs.stage(input.raw);
     const job: IngestJob = {
       message,
       blob: { sha256: blob.sha256, size: blob.size, inline: blob.inline },
@@ -434,6 +431,7 @@ export class IngestService {
     try {
       return await this.ctx.store.transaction(async (tx) => {
         const touched = new Touched();
+        await touched.preload(tx, batch.flatMap((j) => j.job.targets.map((t) => t.mailboxId)));
         const out: JobOutcome[] = [];
         for (const j of batch) out.push({ ok: true, written: await this.write(tx, j, touched) });
         await touched.record(tx);
@@ -478,7 +476,7 @@ export class IngestService {
     const refused: IngestResult['refused'] = [];
 
     for (const target of input.targets) {
-      const mailbox = await tx.mailboxes.get(target.mailboxId);
+      const mailbox = await touched.mailbox(tx, target.mailboxId);
       if (!mailbox || mailbox.status !== 'active') {
         refused.push({ mailboxId: target.mailboxId, reason: 'mailbox_inactive' });
         continue;
@@ -590,6 +588,8 @@ export class IngestService {
           receivedAt: input.receivedAt,
         });
       }
+      // Written with the message (MessageInsert.usedBytes); later deliveries of the transaction check against it.
+      mailbox.used_bytes += size;
       touched.folders.set(folder.id, mailbox.id);
       touched.quotas.set(mailbox.id, mailbox.team_id);
       delivered.push({ mailboxId: mailbox.id, messageId, threadId, folderId: folder.id });

@@ -1,5 +1,5 @@
 // PostgreSQL: the full-text vectors of messages stored before the document was split into words
-// (MessagesRepo searchDocument). PostgreSQL's parser had kept an address, a host name, a URL or a
+// (MessagesRepo pgSearchVector). PostgreSQL's parser had kept an address, a host name, a URL or a
 // number like 2026-11 as one lexeme ('bob@partner.example'), which a query, split into words at
 // those characters (searchWords: bob & partner & example), never matched. Each such lexeme is
 // replaced by its parts, with its positions and weights; lexemes with no ASCII punctuation are kept

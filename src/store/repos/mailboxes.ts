@@ -26,6 +26,13 @@ export class MailboxesRepo {
     return readFirst(this.ctx, 'mailboxes_by_id', (db) => db.selectFrom('mailboxes').selectAll().where('id', '=', id), [id]);
   }
 
+  /** Several by id, in one read (ingest reads a batch's mailboxes together). */
+  async getMany(ids: readonly string[]): Promise<MailboxRow[]> {
+    if (ids.length === 0) return [];
+    const r = await runCompiled<MailboxRow>(this.ctx.db, this.ctx.dialect, `mailboxes.by_ids x${ids.length}`, (d) => d.selectFrom('mailboxes').selectAll().where('id', 'in', ids), ids);
+    return r.rows;
+  }
+
   /** The live (not deleted) mailbox with this address. */
   async liveByEmail(email: string): Promise<MailboxRow | undefined> {
     // Every inbound recipient is looked up here: a point read on the fast path, never kept (cached-read.ts readCurrent).

@@ -8,7 +8,7 @@ import { sql, type SelectQueryBuilder } from 'kysely';
 import type { Database } from '../schema.ts';
 import type { RepoContext } from './common.ts';
 import { runCompiled, type Compilable } from './compiled.ts';
-import { CONTENT_COLUMNS, contentsJoin, type MessageRow } from './messages.ts';
+import { CONTENT_COLUMNS, contentsJoin, pgSearchQuery, type MessageRow } from './messages.ts';
 
 export interface MessageFilter {
   mailboxId: string;
@@ -172,8 +172,9 @@ export class MessageQuery {
       if (words.length === 0) {
         q = q.where(sql<boolean>`1 = 0`);
       } else if (this.ctx.dialect === 'postgres') {
-        const tsq = words.map((w) => w.replace(/'/g, "''")).join(' & ');
-        q = q.where(sql<boolean>`messages.search @@ to_tsquery('simple', ${tsq})`);
+        // The words as they were indexed (pgSearchVector), not parsed again by the server.
+        const tsq = pgSearchQuery(words);
+        q = q.where(tsq === null ? sql<boolean>`1 = 0` : sql<boolean>`messages.search @@ ${tsq}::tsquery`);
       } else {
         if (!ftsJoined) q = q.where(sql<boolean>`messages.rowid IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ${ftsMatch(words, f.mailboxId)})`);
       }
@@ -251,8 +252,10 @@ export class MessageQuery {
       if (words.length === 0) key += 'q0';
       else if (ftsJoined) key += 'Q';
       else if (this.ctx.dialect === 'postgres') {
-        key += 'q';
-        params.push(words.map((w) => w.replace(/'/g, "''")).join(' & '));
+        // As apply() writes it: a word too long to be indexed matches nothing, with no value bound.
+        const tsq = pgSearchQuery(words);
+        key += tsq === null ? 'q0' : 'q';
+        if (tsq !== null) params.push(tsq);
       } else {
         key += 'q';
         params.push(ftsMatch(words, f.mailboxId));

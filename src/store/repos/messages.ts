@@ -60,11 +60,8 @@ export interface MessageInsert {
   folderIds: string[];
   /** First UID per folder, allocated by the caller. */
   uids: Map<string, number>;
-  /**
-   * The full-text fields, folded by the caller (foldForSearch); on PostgreSQL, `vector` is their
-   * tsvector as searchVector made it beforehand (the insert computes it when it is missing).
-   */
-  search: { subject: string; addresses: string; body: string; vector?: string };
+  /** The full-text fields, folded by the caller (foldForSearch). */
+  search: { subject: string; addresses: string; body: string };
   /**
    * Counters the caller has moved for this message already: its folders' totals
    * (FoldersRepo.enterByRole) and its thread's (a thread made for it, ThreadsRepo.insert with
@@ -81,17 +78,46 @@ export interface MessageInsert {
 }
 
 /**
- * PostgreSQL: the two texts of a message's tsvector, its subject (weight A) and the whole document,
- * as words only. PostgreSQL's parser keeps an address, a host name, a URL or a decimal number as one
- * lexeme ('alice@example.org'), while a query is split into words (searchWords: alice & example &
- * org), as SQLite's FTS5 splits both: so the document is split the same way first (NON_WORD), and a
- * message is found by its sender's address, or a part of it, on both backends (migration 015 split
- * the vectors stored before).
+ * PostgreSQL: a message's tsvector (messages.search) in its text form, bound as `$n::tsvector`: the
+ * distinct words of its subject, addresses and body (folded by the caller), split as a query is
+ * (NON_WORD, searchWords). So a message is found by any word of it or of its sender's address, as
+ * with SQLite's FTS5; PostgreSQL's parser would keep an address, a host name or 2026-11 as one
+ * lexeme. Queries are tsquery literals of the same words (message-query.ts).
+ * Made here rather than by to_tsvector, whose parse of a 10 KB message took ~1.7 ms of the server's
+ * CPU, the largest cost of a delivery on PostgreSQL. For words split this way it gives the same
+ * lexemes (test/store/message-insert-pg.test.ts compares them), so vectors stored before still
+ * match. Searches use no positions or weights: the vector has none. Words over PostgreSQL's lexeme
+ * limit are left out, as to_tsvector leaves them out.
  */
-function searchDocument(search: MessageInsert['search']): [string, string] {
-  const words = (s: string): string => s.replace(NON_WORD, ' ');
-  return [words(search.subject), words(`${search.subject}\n${search.addresses}\n${search.body}`)];
+export function pgSearchVector(search: MessageInsert['search']): string {
+  const words = new Set<string>();
+  for (const text of [search.subject, search.addresses, search.body]) {
+    for (const w of text.split(NON_WORD)) {
+      if (w !== '' && lexemeFits(w)) words.add(w);
+    }
+  }
+  return [...words].map(pgLexeme).join(' ');
 }
+
+/**
+ * PostgreSQL: the tsquery of a search's words (searchWords), all of them required, as pgSearchVector
+ * indexes them; null when a word is too long to have been indexed (then nothing matches).
+ */
+export function pgSearchQuery(words: string[]): string | null {
+  return words.some((w) => !lexemeFits(w)) ? null : words.map(pgLexeme).join(' & ');
+}
+
+function lexemeFits(word: string): boolean {
+  return word.length <= PG_LEXEME_MAX_BYTES / 3 || Buffer.byteLength(word) <= PG_LEXEME_MAX_BYTES;
+}
+
+/** A word as tsvector and tsquery input read it: quoted, quotes and backslashes doubled. */
+function pgLexeme(word: string): string {
+  return `'${word.replaceAll('\\', '\\\\').replaceAll("'", "''")}'`;
+}
+
+/** The longest lexeme PostgreSQL keeps, in bytes (to_tsvector drops longer words, tsvector input refuses them). */
+const PG_LEXEME_MAX_BYTES = 2046;
 
 /** What MessageInsert's caller counted already: a thread made with the message counts it. */
 function countedOf(m: MessageInsert): { folders: boolean; thread: boolean } {
@@ -121,16 +147,9 @@ function pgCounterCtes(bind: Bind, m: MessageInsert, row: Pick<MessageRow, 'seen
   return ctes;
 }
 
-/** The SQL text of pgSearchVector, its values as $1 (the subject) and $2 (the document). */
-let pgSearchVectorText: string | null = null;
-
 /** A value bound to a statement being written: its placeholder ($1, $2, ...). */
 type Bind = (value: unknown) => string;
 
-/** PostgreSQL: the tsvector of a message (messages.search), the one expression both paths use. */
-function pgSearchVector(subject: string, doc: string) {
-  return sql<string>`setweight(to_tsvector('simple', ${subject}), 'A') || to_tsvector('simple', ${doc})`;
-}
 
 export interface FolderMembership {
   message_id: string;
@@ -172,19 +191,6 @@ export class MessagesRepo {
     for (const params of rows ?? []) await runSql(this.ctx.db, SQLITE_FTS_INSERT, params);
   }
 
-  /**
-   * PostgreSQL: a message's tsvector, in its text form, for MessageInsert.search.vector. Parsing a
-   * message's text into a tsvector is the costliest part of its insert (~1.7 ms for 9 KB, against
-   * ~0.2 ms to read the text form back), and ingest's transactions run one at a time: made here,
-   * on a connection of the pool, before the delivery joins a batch, the parse of each message runs
-   * in parallel with the others' and with the batch being written, not inside its transaction.
-   */
-  async searchVector(search: MessageInsert['search']): Promise<string> {
-    const [subject, doc] = searchDocument(search);
-    const r = await runCompiled<{ v: string }>(this.ctx.db, this.ctx.dialect, 'messages.searchVector', (d) => d.selectNoFrom(pgSearchVector(subject, doc).as('v')), [subject, doc]);
-    return r.rows[0]!.v;
-  }
-
   async insert(m: MessageInsert): Promise<void> {
     const db = this.ctx.db;
     const dialect = this.ctx.dialect;
@@ -203,13 +209,8 @@ export class MessagesRepo {
     // Every statement below is compiled once per shape (compiled.ts): ingest runs them per message.
     if (dialect === 'postgres') {
       const { columns, values } = rowShape(index);
-      if (search.vector !== undefined) {
-        const vector = search.vector;
-        await runCompiled(db, dialect, `messages.insert.vector (${columns})`, (d) => d.insertInto('messages').values({ ...index, search: sql`${vector}::tsvector` } as unknown as MessagesTable), [...values, vector]);
-      } else {
-        const [subject, doc] = searchDocument(search);
-        await runCompiled(db, dialect, `messages.insert (${columns})`, (d) => d.insertInto('messages').values({ ...index, search: pgSearchVector(subject, doc) } as unknown as MessagesTable), [...values, subject, doc]);
-      }
+      const vector = pgSearchVector(search);
+      await runCompiled(db, dialect, `messages.insert (${columns})`, (d) => d.insertInto('messages').values({ ...index, search: sql`${vector}::tsvector` } as unknown as MessagesTable), [...values, vector]);
       await insertRows(db, dialect, 'message_contents', contents);
     } else {
       // The rowid is the search key: a free slot in the 10 ms slice of received_at (message-query.ts).
@@ -302,17 +303,7 @@ export class MessagesRepo {
       const values = rows.map((r) => `(${columns.map((c) => (typeof r[c] === 'function' ? (r[c] as (bind: Bind) => string)(p) : p(r[c]))).join(', ')})`);
       return `INSERT INTO ${table} (${columns.map((c) => `"${c}"`).join(', ')}) VALUES ${values.join(', ')}`;
     };
-    // The message's tsvector: as made beforehand (IngestService), or made here.
-    const vector = m.search.vector;
-    const search = vector !== undefined
-      ? (q: Bind): string => `${q(vector)}::tsvector`
-      : (q: Bind): string => {
-          const [subject, doc] = searchDocument(m.search);
-          // pgSearchVector's own text, its two values bound here.
-          pgSearchVectorText ??= pgSearchVector('', '').compile(this.ctx.db).sql;
-          return pgSearchVectorText.replace(/\$([12])\b/g, (_, i: string) => q(i === '1' ? subject : doc));
-        };
-    shape.push(vector !== undefined ? 'vector' : 'doc');
+    const search = (q: Bind): string => `${q(pgSearchVector(m.search))}::tsvector`;
     const ctes: string[] = [];
     if (m.thread) ctes.push(`t AS (${insert('threads', [threadRow(m.thread.row, m.thread.first) as unknown as Record<string, unknown>])})`);
     ctes.push(
