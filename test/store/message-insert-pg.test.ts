@@ -133,6 +133,39 @@ describeEachBackend('message insert in one statement', (backend) => {
     assert.equal(Number(countsAfter.unread) - Number(countsBefore?.unread ?? 0), 2);
   });
 
+  test("given no UID, the statement reserves the folder's next one and counts the message in it (ingest, FoldersRepo.entryByRole)", { skip }, async () => {
+    const store = app.services.store;
+    const raw = await buildMessage({ from: 'Ann <ann@partner.example>', to: box.email, subject: 'Reserved', text: 'Two messages, UIDs 5 and 6.' });
+    const message = prepareMessage(await parseMessage(raw));
+    const now = new Date().toISOString();
+    const folderId = `fld_reserve${Date.now()}`;
+    await store.folders.insert({ id: folderId, mailbox_id: box.id, name: 'reserve', role: null, parent_id: null, sort_order: 10, next_uid: 5, uid_validity: 1, created_at: now, updated_at: now });
+    const input = (n: number, uids: Map<string, number>, countedFolders: boolean): MessageInsert => ({
+      row: {
+        ...message.columns, id: `msg_reserve${n}${Date.now()}`, mailbox_id: box.id, thread_id: `thr_reserve${n}${Date.now()}`, blob_sha256: 'b'.repeat(64), size_bytes: raw.length,
+        received_at: now, sent_sort: now, is_spam: 0, spam_score: null, auth_results: null, keywords: '[]', seen: n === 1 ? 1 : 0, flagged: 0, answered: 0, draft: 0, modseq: 0, created_at: now, updated_at: now,
+      },
+      folderIds: [folderId],
+      uids,
+      search: message.search,
+      counted: { folders: countedFolders, thread: false },
+      thread: { row: { id: `thr_reserve${n}${Date.now()}`, mailbox_id: box.id, subject_key: message.subjectKey, subject: 'Reserved', last_received_at: now, created_at: now }, first: { unread: n === 1 ? 0 : 1, attachments: 0 } },
+    });
+    const ids: string[] = [];
+    for (const n of [0, 1]) {
+      const m = input(n, new Map(), false);
+      await store.transaction((tx) => tx.messages.insert(m));
+      ids.push(m.row.id);
+    }
+    const uids = await rows('SELECT uid FROM message_folders WHERE message_id = ANY($1) ORDER BY uid', [ids]);
+    assert.deepEqual(uids.map((r) => Number(r.uid)), [5, 6]);
+    const [folder] = await rows('SELECT next_uid, total_messages, unread_messages FROM folders WHERE id = $1', [folderId]);
+    assert.deepEqual(folder, { next_uid: 7, total_messages: 2, unread_messages: 1 });
+    // A folder the caller counted needs its UID from the caller; outside a transaction, always.
+    await assert.rejects(store.transaction((tx) => tx.messages.insert(input(2, new Map(), true))), /UIDs for all folders or for none/);
+    await assert.rejects(store.messages.insert(input(3, new Map(), false)), /a UID for every folder/);
+  });
+
   test("the tsvector made in JavaScript has the lexemes PostgreSQL's own parse gives the same words, so vectors stored before still match", { skip }, async () => {
     const texts = [
       'Quarterly numbers: see https://files.partner.example/q3?id=42 or mail bob.smith+tag@partner.example',

@@ -489,8 +489,8 @@ export class IngestService {
       const seen = keywords.includes('$seen') ? 1 : 0;
       const hasAttachments = columns.has_attachments === 1 ? 1 : 0;
       const role: FolderRole = input.spam?.isSpam ? 'spam' : (target.folderRole ?? 'inbox');
-      // The folder's UID and its totals in one statement (MessageInsert.counted).
-      const folder = await tx.folders.enterByRole(mailbox.id, role, seen === 1 ? 0 : 1);
+      // The folder's UID and its totals: one statement of their own, or (PostgreSQL) the message's (uid null).
+      const folder = await tx.folders.entryByRole(mailbox.id, role, seen === 1 ? 0 : 1);
       if (!folder) throw new Error(`mailbox ${mailbox.id} has no ${role} folder`);
 
       // Thread: a referenced message's thread, else a recent thread with the same subject (replies only), else new.
@@ -549,9 +549,9 @@ export class IngestService {
       await tx.messages.insert({
         row,
         folderIds: [folder.id],
-        uids: new Map([[folder.id, folder.uid]]),
+        uids: folder.uid === null ? new Map() : new Map([[folder.id, folder.uid]]),
         search: message.search,
-        counted: { folders: true, thread: newThread },
+        counted: { folders: folder.uid !== null, thread: newThread },
         ...(thread ? { thread } : {}),
         // Quota accounting moves with the message (one statement on PostgreSQL).
         usedBytes: size,

@@ -7,6 +7,14 @@ import { runCompiled } from './compiled.ts';
 
 export type FolderRow = FoldersTable;
 
+/**
+ * The ids of role folders, by mailbox and role, as read once by this process: a role folder is made
+ * with its mailbox, keeps its role and is never deleted while the mailbox lives (ids are not reused).
+ */
+const roleFolderIds = new Map<string, string>();
+/** Entries kept at most (two a receiving mailbox: its inbox and spam folders); then it starts over. */
+const ROLE_FOLDER_IDS_MAX = 100_000;
+
 export class FoldersRepo {
   private readonly ctx: RepoContext;
   private readonly changes: ChangesRepo;
@@ -76,6 +84,26 @@ export class FoldersRepo {
     );
     const row = r.rows[0];
     return row && { id: row.id, uid: Number(row.next_uid) - 1 };
+  }
+
+  /**
+   * Where a new message enters the mailbox's folder with this role (ingest). On PostgreSQL, in a
+   * transaction: the folder's id only (read once per process), with no UID: the message's own
+   * statement reserves its UID and counts it (MessagesRepo.insert), one round trip less a delivery
+   * while the write-order lock is held. Elsewhere enterByRole: the UID reserved and the folder
+   * counted now (`uid` set). Undefined when the mailbox has no such folder.
+   */
+  async entryByRole(mailboxId: string, role: string, unread: 0 | 1): Promise<{ id: string; uid: number | null } | undefined> {
+    if (this.ctx.dialect !== 'postgres' || !this.ctx.inTransaction) return this.enterByRole(mailboxId, role, unread);
+    const key = `${mailboxId} ${role}`;
+    let id = roleFolderIds.get(key);
+    if (id === undefined) {
+      id = (await this.byRole(mailboxId, role))?.id;
+      if (id === undefined) return undefined;
+      if (roleFolderIds.size >= ROLE_FOLDER_IDS_MAX) roleFolderIds.clear();
+      roleFolderIds.set(key, id);
+    }
+    return { id, uid: null };
   }
 
   /** Reserves `count` consecutive UIDs and returns the first. Call inside a transaction. */

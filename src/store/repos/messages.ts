@@ -58,7 +58,11 @@ const pendingFts = new WeakMap<RepoContext, unknown[][]>();
 export interface MessageInsert {
   row: MessageRow;
   folderIds: string[];
-  /** First UID per folder, allocated by the caller. */
+  /**
+   * First UID per folder, allocated by the caller. PostgreSQL, in a transaction: when none is given
+   * (FoldersRepo.entryByRole), the insert reserves each folder's and counts it (then counted.folders
+   * is false).
+   */
   uids: Map<string, number>;
   /** The full-text fields, folded by the caller (foldForSearch). */
   search: { subject: string; addresses: string; body: string };
@@ -127,15 +131,18 @@ function countedOf(m: MessageInsert): { folders: boolean; thread: boolean } {
 /**
  * PostgreSQL: the WITH queries that move a new message's counters (its folders' totals, unless
  * counted; thread_folders; mailbox_message_counts; its thread's, unless counted), values bound by
- * `bind`. Both of MessagesRepo.insert's PostgreSQL paths use them.
+ * `bind`. Both of MessagesRepo.insert's PostgreSQL paths use them. `reserveUids`: the folders'
+ * UIDs are taken too, returned by `f` as (id, uid).
  */
-function pgCounterCtes(bind: Bind, m: MessageInsert, row: Pick<MessageRow, 'seen' | 'thread_id' | 'mailbox_id' | 'has_attachments'>, counted: { folders: boolean; thread: boolean }): string[] {
+function pgCounterCtes(bind: Bind, m: MessageInsert, row: Pick<MessageRow, 'seen' | 'thread_id' | 'mailbox_id' | 'has_attachments'>, counted: { folders: boolean; thread: boolean }, reserveUids = false): string[] {
   const unread = row.seen === 1 ? 0 : 1;
   const folderIds = m.folderIds.map((id) => bind(id)).join(', ');
   const ctes = [
     counted.folders
       ? `f AS (SELECT id FROM folders WHERE id IN (${folderIds}))`
-      : `f AS (UPDATE folders SET total_messages = total_messages + 1, unread_messages = unread_messages + ${bind(unread)} WHERE id IN (${folderIds}) RETURNING id)`,
+      : reserveUids
+        ? `f AS (UPDATE folders SET next_uid = next_uid + 1, total_messages = total_messages + 1, unread_messages = unread_messages + ${bind(unread)} WHERE id IN (${folderIds}) RETURNING id, next_uid - 1 AS uid)`
+        : `f AS (UPDATE folders SET total_messages = total_messages + 1, unread_messages = unread_messages + ${bind(unread)} WHERE id IN (${folderIds}) RETURNING id)`,
     `tf AS (INSERT INTO thread_folders (thread_id, folder_id, mailbox_id, n) SELECT ${bind(row.thread_id)}, f.id, ${bind(row.mailbox_id)}, 1 FROM f
       ON CONFLICT (thread_id, folder_id) DO UPDATE SET n = thread_folders.n + 1 RETURNING 1)`,
     `mc AS (INSERT INTO mailbox_message_counts (mailbox_id, total, unread) VALUES (${bind(row.mailbox_id)}, 1, ${bind(unread)})
@@ -201,6 +208,7 @@ export class MessagesRepo {
       await this.insertPgAtOnce(m, change);
       return;
     }
+    if (m.folderIds.some((id) => !m.uids.has(id))) throw new Error('messages.insert: a UID for every folder');
     if (m.thread) await this.threads.insert(m.thread.row, m.thread.first);
     // The change comes first so the row is written once, already carrying its modseq.
     const modseq = await this.changes.append(change);
@@ -286,7 +294,8 @@ export class MessagesRepo {
    * load): these were about two thirds of a message's share of its batch (receive +34 %,
    * bench/RESULTS.md). The text is made once per shape (its columns, the number of folders and
    * keywords, what the caller counted) and runs as a prepared statement. It writes what the
-   * separate statements below write (test/store/message-insert-pg.test.ts).
+   * separate statements below write (test/store/message-insert-pg.test.ts). Given no UIDs, it
+   * reserves the folders' UIDs too (FoldersRepo.entryByRole).
    */
   private async insertPgAtOnce(m: MessageInsert, change: ChangeEntry): Promise<void> {
     // The message's change is appended by the statement too; its id is the row's modseq.
@@ -306,18 +315,22 @@ export class MessagesRepo {
     const search = (q: Bind): string => `${q(pgSearchVector(m.search))}::tsvector`;
     const ctes: string[] = [];
     if (m.thread) ctes.push(`t AS (${insert('threads', [threadRow(m.thread.row, m.thread.first) as unknown as Record<string, unknown>])})`);
+    // The counters, as the separate path moves them (those the caller counted are left alone), and
+    // the folders' UIDs when the caller reserved none (FoldersRepo.entryByRole): `f` comes before
+    // message_folders, which reads them from it.
+    const counted = countedOf(m);
+    const reserve = m.folderIds.some((id) => !m.uids.has(id));
+    if (reserve && (counted.folders || m.folderIds.some((id) => m.uids.has(id)))) throw new Error('messages.insert: UIDs for all folders or for none, and uncounted folders when none');
+    shape.push(`counted ${counted.folders ? 1 : 0}${counted.thread ? 1 : 0}${reserve ? ' reserve' : ''}`);
+    ctes.push(...pgCounterCtes(p, m, row, counted, reserve));
     ctes.push(
       `ch AS (${insert('changes', [this.changes.row(change)])} RETURNING change_id)`,
       `m AS (${insert('messages', [{ ...index, modseq: () => '(SELECT change_id FROM ch)', search }])})`,
       `c AS (${insert('message_contents', [contents as unknown as Record<string, unknown>])})`,
-      `mf AS (${insert('message_folders', m.folderIds.map((folderId) => ({ message_id: row.id, folder_id: folderId, mailbox_id: row.mailbox_id, uid: m.uids.get(folderId) ?? 0, received_at: row.received_at, seen: row.seen })))})`,
+      `mf AS (${insert('message_folders', m.folderIds.map((folderId) => ({ message_id: row.id, folder_id: folderId, mailbox_id: row.mailbox_id, uid: reserve ? (q: Bind) => `(SELECT uid FROM f WHERE id = ${q(folderId)})` : m.uids.get(folderId), received_at: row.received_at, seen: row.seen })))})`,
     );
     const keywords = JSON.parse(row.keywords) as string[];
     if (keywords.length > 0) ctes.push(`k AS (${insert('message_keywords', keywords.map((keyword) => ({ message_id: row.id, mailbox_id: row.mailbox_id, keyword })))})`);
-    // The counters, as the separate path moves them (those the caller counted are left alone).
-    const counted = countedOf(m);
-    shape.push(`counted ${counted.folders ? 1 : 0}${counted.thread ? 1 : 0}`);
-    ctes.push(...pgCounterCtes(p, m, row, counted));
     if (m.usedBytes !== undefined) {
       shape.push('used');
       ctes.push(`ub AS (UPDATE mailboxes SET used_bytes = used_bytes + ${p(m.usedBytes)} WHERE id = ${p(row.mailbox_id)} RETURNING 1)`);
