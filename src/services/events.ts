@@ -5,7 +5,7 @@
 // poll as a safety net. Subscribers (SSE streams, the webhook worker) hear each event once, in order.
 import { newId } from '../core/ids.ts';
 import { iso } from '../core/clock.ts';
-import type { EventRow, Repos } from '../store/index.ts';
+import type { EventInsert, EventRow, Repos } from '../store/index.ts';
 import type { ServiceContext } from './context.ts';
 
 export const EVENT_TYPES = [
@@ -111,8 +111,23 @@ export class EventsService {
 
   /** Appends an event inside `tx`; subscribers hear it after the transaction commits. */
   async emit(tx: Repos, input: EmitInput): Promise<EventRow> {
+    return this.appended(tx, await tx.events.append(this.draft(input)));
+  }
+
+  /**
+   * Appends several events inside `tx`, in this order (ingest: a batch's events, in one statement on
+   * PostgreSQL instead of a round trip each); subscribers hear them after the transaction commits.
+   */
+  async emitMany(tx: Repos, inputs: readonly EmitInput[]): Promise<EventRow[]> {
+    if (inputs.length === 0) return [];
+    const rows = await tx.events.appendMany(inputs.map((input) => this.draft(input)));
+    for (const row of rows) await this.appended(tx, row);
+    return rows;
+  }
+
+  private draft(input: EmitInput): EventInsert {
     const now = input.occurredAt ?? this.ctx.clock.now();
-    const row = await tx.events.append({
+    return {
       id: newId('evt'),
       team_id: input.teamId,
       mailbox_id: input.mailboxId,
@@ -121,7 +136,11 @@ export class EventsService {
       data: JSON.stringify({ ...EMPTY_EVENT_DATA, ...input.data }),
       realtime: input.realtime ? JSON.stringify(input.realtime) : null,
       webhook_id: input.webhookId ?? null,
-    });
+    };
+  }
+
+  /** An appended event's fan-out (webhook outbox rows, in the same transaction) and its dispatch after commit. */
+  private async appended(tx: Repos, row: EventRow): Promise<EventRow> {
     for (const f of this.fanouts) await f(tx, row);
     tx.afterCommit(() => this.committed(row));
     return row;

@@ -509,6 +509,27 @@ describeEachBackend('store conformance', (backend) => {
     });
   });
 
+  describe('event log', () => {
+    test('appendMany gives seqs in the order given, across its chunks, as the rows stored read back', async () => {
+      const teamId = await newTeam(store);
+      const drafts = Array.from({ length: 41 }, (_, i) => ({
+        id: newId('evt'),
+        team_id: teamId,
+        mailbox_id: null,
+        type: 'message.received',
+        occurred_at: now(),
+        data: JSON.stringify({ n: i }),
+        realtime: null,
+        webhook_id: null,
+      }));
+      const rows = await store.transaction((tx) => tx.events.appendMany(drafts));
+      assert.deepEqual(rows.map((r) => r.id), drafts.map((d) => d.id));
+      assert.ok(rows.every((r, i) => i === 0 || r.seq > rows[i - 1]!.seq), 'seqs increase in the order given');
+      const stored = await store.events.after(rows[0]!.seq - 1, 100);
+      assert.deepEqual(stored.map((r) => [r.seq, r.id, JSON.parse(r.data).n]), rows.map((r, i) => [r.seq, r.id, i]));
+    });
+  });
+
   describe('idempotency records', () => {
     const ttl = 24 * 3600_000;
 

@@ -18,7 +18,7 @@ import { threadKeys } from '../../mime/threading.ts';
 import { foldForSearch } from '../../store/repos/message-query.ts';
 import type { ChangeEntry, EventRow, IncomingLogRow, MailboxRow, MessageInsert, MessageRow, Repos, StagedBlob } from '../../store/index.ts';
 import type { ServiceContext } from '../context.ts';
-import type { EventsService } from '../events.ts';
+import type { EmitInput, EventsService } from '../events.ts';
 import { summaryFields } from './views.ts';
 import { acceptedRows } from './incoming-logs.ts';
 import type { FolderRole } from './folders.ts';
@@ -207,6 +207,8 @@ class Touched {
   readonly quotas = new Map<string, string>();
   /** The incoming-log rows of the transaction's deliveries: one INSERT for them all (a round trip a message on PostgreSQL). */
   readonly incomingLogs: IncomingLogRow[] = [];
+  /** The events of the transaction's deliveries, appended together at its end, each into its job's list. */
+  readonly events: { input: EmitInput; into: EventRow[] }[] = [];
   /** Thread id → its mailbox and whether this transaction created it (then one 'created' covers later messages too). */
   readonly threads = new Map<string, { mailboxId: string; created: boolean }>();
   /**
@@ -434,6 +436,7 @@ export class IngestService {
         await touched.preload(tx, batch.flatMap((j) => j.job.targets.map((t) => t.mailboxId)));
         const out: JobOutcome[] = [];
         for (const j of batch) out.push({ ok: true, written: await this.write(tx, j, touched) });
+        await this.appendEvents(tx, touched);
         await touched.record(tx);
         await tx.blobRows.insert(batch.filter((_, i) => (out[i] as { written: JobWritten }).written.delivered.length > 0).map((j) => j.job.blob));
         tx.afterWrite(written);
@@ -452,6 +455,7 @@ export class IngestService {
           written: await this.ctx.store.transaction(async (tx) => {
             const touched = new Touched();
             const r = await this.write(tx, j, touched);
+            await this.appendEvents(tx, touched);
             await touched.record(tx);
             if (r.delivered.length > 0) await tx.blobRows.insert([job.blob]);
             return r;
@@ -463,6 +467,12 @@ export class IngestService {
     }
     written();
     return out;
+  }
+
+  /** The transaction's events (Touched.events), in one append: each job's list gets its rows. */
+  private async appendEvents(tx: Repos, touched: Touched): Promise<void> {
+    const rows = await this.events.emitMany(tx, touched.events.map((e) => e.input));
+    rows.forEach((row, i) => touched.events[i]!.into.push(row));
   }
 
   private async write(tx: Repos, { job: input, inTransaction }: Job, touched: Touched): Promise<JobWritten> {
@@ -558,21 +568,25 @@ export class IngestService {
       });
       if (input.announce) {
         const isSpam = input.spam?.isSpam === true;
-        events.push(await this.events.emit(tx, {
-          type: isSpam ? 'message.received.spam' : 'message.received',
-          teamId: mailbox.team_id,
-          mailboxId: mailbox.id,
-          occurredAt: Date.parse(receivedAt),
-          data: {
-            is_spam: isSpam,
-            mailbox_id: mailbox.id,
-            message_id: columns.rfc_message_id,
-            message_id_kind: columns.rfc_message_id ? 'rfc5322' : null,
-            recipients: target.recipients ?? [mailbox.email],
-            sender: input.announce.sender ?? message.fromEmail,
+        // Appended with the batch's other events, at its end (appendEvents).
+        touched.events.push({
+          into: events,
+          input: {
+            type: isSpam ? 'message.received.spam' : 'message.received',
+            teamId: mailbox.team_id,
+            mailboxId: mailbox.id,
+            occurredAt: Date.parse(receivedAt),
+            data: {
+              is_spam: isSpam,
+              mailbox_id: mailbox.id,
+              message_id: columns.rfc_message_id,
+              message_id_kind: columns.rfc_message_id ? 'rfc5322' : null,
+              recipients: target.recipients ?? [mailbox.email],
+              sender: input.announce.sender ?? message.fromEmail,
+            },
+            realtime: realtimeEvent(row, folder.id, mailbox, isSpam, target.recipients ?? [mailbox.email], input.announce.sender ?? message.fromEmail),
           },
-          realtime: realtimeEvent(row, folder.id, mailbox, isSpam, target.recipients ?? [mailbox.email], input.announce.sender ?? message.fromEmail),
-        }));
+        });
       }
       if (input.incomingLog) {
         logged.push({

@@ -4,7 +4,10 @@ import type { Selectable } from 'kysely';
 import { iso } from '../../core/clock.ts';
 import type { EventsTable } from '../schema.ts';
 import { inWriteOrder, type RepoContext } from './common.ts';
-import { insertReturningKey } from './compiled.ts';
+import { insertReturningKey, insertRows } from './compiled.ts';
+
+/** Rows of one appendMany INSERT at most (a power of two: a handful of compiled statements). */
+const APPEND_CHUNK_ROWS = 32;
 
 export type EventRow = Selectable<EventsTable>;
 export type EventInsert = Omit<EventRow, 'seq' | 'created_at'>;
@@ -21,6 +24,36 @@ export class EventsRepo {
     // kilobytes a message; reading them back cost a copy of each).
     const seq = await inWriteOrder(this.ctx, (db) => insertReturningKey(db, this.ctx.dialect, 'events', values, 'seq'));
     return { seq, ...values };
+  }
+
+  /**
+   * Several events, their seqs in this order. SQLite: one INSERT each (no round trips to save, and
+   * a RETURNING would collect rows in a temporary table). PostgreSQL: multi-row INSERTs of 32, 16,
+   * ... rows, each returning the seqs it took.
+   */
+  async appendMany(es: readonly EventInsert[]): Promise<EventRow[]> {
+    if (this.ctx.dialect !== 'postgres') {
+      const out: EventRow[] = [];
+      for (const e of es) out.push(await this.append(e));
+      return out;
+    }
+    const created_at = iso(this.ctx.clock.now());
+    const rows = es.map((e) => ({ ...e, created_at }));
+    const seqs = new Map<string, number>();
+    await inWriteOrder(this.ctx, async (db) => {
+      for (let i = 0; i < rows.length; ) {
+        let n = APPEND_CHUNK_ROWS;
+        while (n > rows.length - i) n >>= 1;
+        const r = await insertRows<{ id: string; seq: number | string }>(db, this.ctx.dialect, 'events', rows.slice(i, i + n), ['id', 'seq']);
+        for (const row of r.rows) seqs.set(row.id, Number(row.seq));
+        i += n;
+      }
+    });
+    return rows.map((row) => {
+      const seq = seqs.get(row.id);
+      if (seq === undefined) throw new Error(`event ${row.id} got no seq`);
+      return { seq, ...row };
+    });
   }
 
   /** Events after `afterSeq`, oldest first: the tail every process follows. */
