@@ -43,6 +43,37 @@ describeEachBackend('ingest batching', (backend) => {
     assert.equal(await app.services.store.messageQuery.count({ mailboxId: box.id }), 3);
   });
 
+  test("a batch's incoming-log rows are written together, each with its own values", async () => {
+    const box = await createMailbox(app, 'batch-logs');
+    const raws = await Promise.all(Array.from({ length: 5 }, (_, i) => buildMessage({ to: box.email, subject: `logged ${i}`, text: 'x'.repeat(100 * (i + 1)) })));
+    // Written whole: a batch that fails is retried one delivery a transaction, which would hide a
+    // broken batch-wide insert.
+    const retried: object[] = [];
+    const log = app.services.log;
+    const warn = log.warn;
+    log.warn = (obj) => {
+      if ((obj as { event?: string }).event === 'ingest.batch_retry') retried.push(obj);
+      warn.call(log, obj);
+    };
+    let results: Awaited<ReturnType<typeof app.services.ingest.deliver>>[];
+    try {
+      results = await Promise.all(
+        raws.map((raw, i) => app.services.ingest.deliver({ raw, targets: [{ mailboxId: box.id }], spam: { isSpam: i === 3, score: i }, incomingLog: { sender: `s${i}@example.org` } })),
+      );
+    } finally {
+      log.warn = warn;
+    }
+    assert.deepEqual(retried, []);
+    for (const [i, r] of results.entries()) {
+      assert.equal(r.incomingLogs.length, 1);
+      const row = await app.services.store.incomingLogs.get(r.incomingLogs[0]!.id);
+      assert.equal(row?.subject, `logged ${i}`);
+      assert.equal(Number(row?.size_bytes), raws[i]!.length);
+      assert.equal(Number(row?.is_spam), i === 3 ? 1 : 0);
+      assert.equal(row?.mailbox_id, box.id);
+    }
+  });
+
   test('concurrent deliveries are all stored, once each, with distinct UIDs in each folder', async () => {
     const raws = await Promise.all(
       Array.from({ length: 90 }, (_, i) => buildMessage({ to: boxes[i % 3]!.email, subject: `concurrent ${i}`, text: `body ${i}`, messageId: `<c${i}@batch.test>` })),

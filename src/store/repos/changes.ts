@@ -5,6 +5,9 @@ import { iso } from '../../core/clock.ts';
 import { inWriteOrder, type RepoContext } from './common.ts';
 import { insertReturningKey, insertRowsChunked } from './compiled.ts';
 
+/** appendMany's columns are all text on PostgreSQL: no types to name for insertRowsChunked's one statement. */
+const CHANGE_PG_TYPES = {};
+
 export type ChangeKind = 'created' | 'updated' | 'destroyed';
 
 /** Old rows one retention round reads (it deletes at most these): bounds a round's transaction. */
@@ -47,12 +50,12 @@ export class ChangesRepo {
 
   /**
    * Appends several changes whose ids nobody needs (a batch's thread, folder and quota changes),
-   * in multi-row INSERTs (insertRowsChunked).
+   * in multi-row INSERTs (insertRowsChunked; one on PostgreSQL).
    */
   async appendMany(entries: readonly ChangeEntry[]): Promise<void> {
     const now = iso(this.ctx.clock.now());
     const rows = entries.map((e) => ({ team_id: e.teamId ?? null, mailbox_id: e.mailboxId ?? null, type: e.type, object_id: e.objectId, kind: e.kind, created_at: now }));
-    if (rows.length > 0) await inWriteOrder(this.ctx, (db) => insertRowsChunked(db, this.ctx.dialect, 'changes', rows));
+    if (rows.length > 0) await inWriteOrder(this.ctx, (db) => insertRowsChunked(db, this.ctx.dialect, 'changes', rows, CHANGE_PG_TYPES));
   }
 
   /** The newest change id for (mailbox, type), or 0: the basis of a state token. */

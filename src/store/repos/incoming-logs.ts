@@ -6,6 +6,9 @@ import { insertRowsChunked } from './compiled.ts';
 
 export type IncomingLogRow = IncomingLogsTable;
 
+/** PostgreSQL types of the columns that are not text (migration 002), for insert's one-statement form. */
+const INCOMING_LOG_PG_TYPES = { is_spam: 'integer', size_bytes: 'bigint' };
+
 export interface IncomingLogQuery {
   teamId: string;
   limit: number;
@@ -23,9 +26,9 @@ export class IncomingLogsRepo {
     this.ctx = ctx;
   }
 
-  /** Ingest writes a batch's rows at once (insertRowsChunked). */
+  /** Ingest writes a batch's rows at once (insertRowsChunked; one statement on PostgreSQL). */
   async insert(rows: IncomingLogRow[]): Promise<void> {
-    await insertRowsChunked(this.ctx.db, this.ctx.dialect, 'incoming_logs', rows);
+    await insertRowsChunked(this.ctx.db, this.ctx.dialect, 'incoming_logs', rows, INCOMING_LOG_PG_TYPES);
   }
 
   async get(id: string): Promise<IncomingLogRow | undefined> {
