@@ -45,7 +45,9 @@ describeEachBackend('ingest batching', (backend) => {
 
   test("a batch's incoming-log rows are written together, each with its own values", async () => {
     const box = await createMailbox(app, 'batch-logs');
-    const raws = await Promise.all(Array.from({ length: 5 }, (_, i) => buildMessage({ to: box.email, subject: `logged ${i}`, text: 'x'.repeat(100 * (i + 1)) })));
+    // Subjects that an array's text form must quote: NULL, braces, commas, quotes, backslashes.
+    const subjects = ['logged 0', 'NULL', '{a,b} "quoted"', 'back\\slash, comma', 'Ünïcödé {}'];
+    const raws = await Promise.all(subjects.map((subject, i) => buildMessage({ to: box.email, subject, text: 'x'.repeat(100 * (i + 1)) })));
     // Written whole: a batch that fails is retried one delivery a transaction, which would hide a
     // broken batch-wide insert.
     const retried: object[] = [];
@@ -67,7 +69,7 @@ describeEachBackend('ingest batching', (backend) => {
     for (const [i, r] of results.entries()) {
       assert.equal(r.incomingLogs.length, 1);
       const row = await app.services.store.incomingLogs.get(r.incomingLogs[0]!.id);
-      assert.equal(row?.subject, `logged ${i}`);
+      assert.equal(row?.subject, subjects[i]);
       assert.equal(Number(row?.size_bytes), raws[i]!.length);
       assert.equal(Number(row?.is_spam), i === 3 ? 1 : 0);
       assert.equal(row?.mailbox_id, box.id);
