@@ -25,6 +25,25 @@ describeEachBackend('ingest batching', (backend) => {
   });
   after(() => app.close());
 
+  /** Runs fn and asserts that no batch fell back to one transaction per delivery (ingest.batch_retry). */
+  async function withoutBatchRetries<T>(fn: () => Promise<T>): Promise<T> {
+    const retried: object[] = [];
+    const log = app.services.log;
+    const warn = log.warn;
+    log.warn = (obj) => {
+      if ((obj as { event?: string }).event === 'ingest.batch_retry') retried.push(obj);
+      warn.call(log, obj);
+    };
+    let result: T;
+    try {
+      result = await fn();
+    } finally {
+      log.warn = warn;
+    }
+    assert.deepEqual(retried, [], 'every batch was written whole');
+    return result;
+  }
+
   test('a batch\'s deliveries to one mailbox count against its quota one after the other', async () => {
     const box = await createMailbox(app, 'batch-quota');
     const raw = await buildMessage({ to: box.email, subject: 'quota in one batch', text: 'q'.repeat(2000) });
@@ -50,22 +69,9 @@ describeEachBackend('ingest batching', (backend) => {
     const raws = await Promise.all(subjects.map((subject, i) => buildMessage({ to: box.email, subject, text: 'x'.repeat(100 * (i + 1)) })));
     // Written whole: a batch that fails is retried one delivery a transaction, which would hide a
     // broken batch-wide insert.
-    const retried: object[] = [];
-    const log = app.services.log;
-    const warn = log.warn;
-    log.warn = (obj) => {
-      if ((obj as { event?: string }).event === 'ingest.batch_retry') retried.push(obj);
-      warn.call(log, obj);
-    };
-    let results: Awaited<ReturnType<typeof app.services.ingest.deliver>>[];
-    try {
-      results = await Promise.all(
-        raws.map((raw, i) => app.services.ingest.deliver({ raw, targets: [{ mailboxId: box.id }], spam: { isSpam: i === 3, score: i }, incomingLog: { sender: `s${i}@example.org` } })),
-      );
-    } finally {
-      log.warn = warn;
-    }
-    assert.deepEqual(retried, []);
+    const results = await withoutBatchRetries(() =>
+      Promise.all(raws.map((raw, i) => app.services.ingest.deliver({ raw, targets: [{ mailboxId: box.id }], spam: { isSpam: i === 3, score: i }, incomingLog: { sender: `s${i}@example.org` } }))),
+    );
     for (const [i, r] of results.entries()) {
       assert.equal(r.incomingLogs.length, 1);
       const row = await app.services.store.incomingLogs.get(r.incomingLogs[0]!.id);
@@ -82,20 +88,7 @@ describeEachBackend('ingest batching', (backend) => {
     );
     // Shared batches, all written whole: none falls back to one transaction per delivery (which
     // would hide, say, two deliveries of one batch given the same search key).
-    const retried: object[] = [];
-    const log = app.services.log;
-    const warn = log.warn;
-    log.warn = (obj) => {
-      if ((obj as { event?: string }).event === 'ingest.batch_retry') retried.push(obj);
-      warn.call(log, obj);
-    };
-    let results: Awaited<ReturnType<typeof app.services.ingest.deliver>>[];
-    try {
-      results = await Promise.all(raws.map((raw, i) => app.services.ingest.deliver({ raw, targets: [{ mailboxId: boxes[i % 3]!.id }] })));
-    } finally {
-      log.warn = warn;
-    }
-    assert.deepEqual(retried, []);
+    const results = await withoutBatchRetries(() => Promise.all(raws.map((raw, i) => app.services.ingest.deliver({ raw, targets: [{ mailboxId: boxes[i % 3]!.id }] }))));
     assert.equal(results.filter((r) => r.delivered.length === 1).length, 90);
     for (const box of boxes) {
       const ids = results.flatMap((r) => r.delivered).filter((d) => d.mailboxId === box.id).map((d) => d.messageId);
