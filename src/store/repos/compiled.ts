@@ -127,26 +127,36 @@ export function insertRows<R>(db: Kysely<Database>, dialect: Dialect, table: key
 const CHUNK_ROWS = 32;
 
 /**
- * Many rows of one shape (a batch's change-log or incoming-log rows). SQLite: multi-row INSERTs of
- * 32, 16, ... 1 rows, a handful of compiled statements however many rows. PostgreSQL, given the
- * types of the columns that are not text: one INSERT of them all, from one array a column
- * (unnest), compiled once: a statement is a round trip there, and ingest writes these while
- * holding the write-order lock.
+ * Many rows of one shape (a batch's change-log, incoming-log or event rows); `returning`: the
+ * columns to read back from every row (in no promised order). SQLite: multi-row INSERTs of 32, 16,
+ * ... 1 rows, a handful of compiled statements however many rows. PostgreSQL, given the types of
+ * the columns that are not text: one INSERT of them all, from one array a column (unnest),
+ * compiled once: a statement is a round trip there, and ingest writes these while holding the
+ * write-order lock.
  */
-export async function insertRowsChunked(db: Kysely<Database>, dialect: Dialect, table: keyof Database & string, rows: readonly object[], pgTypes?: Readonly<Record<string, string>>): Promise<void> {
+export async function insertRowsChunked<R = unknown>(
+  db: Kysely<Database>,
+  dialect: Dialect,
+  table: keyof Database & string,
+  rows: readonly object[],
+  pgTypes?: Readonly<Record<string, string>>,
+  returning: readonly string[] | null = null,
+): Promise<R[]> {
   if (dialect === 'postgres' && pgTypes && rows.length > 1) {
     const columns = Object.keys(rows[0]!);
-    const text = `INSERT INTO ${table} (${columns.map((c) => `"${c}"`).join(', ')}) SELECT * FROM unnest(${columns.map((c, i) => `$${i + 1}::${pgTypes[c] ?? 'text'}[]`).join(', ')})`;
+    const back = returning ? ` RETURNING ${returning.map((c) => `"${c}"`).join(', ')}` : '';
+    const text = `INSERT INTO ${table} (${columns.map((c) => `"${c}"`).join(', ')}) SELECT * FROM unnest(${columns.map((c, i) => `$${i + 1}::${pgTypes[c] ?? 'text'}[]`).join(', ')})${back}`;
     const params = columns.map((c) => rows.map((r) => (r as Record<string, unknown>)[c] ?? null));
-    await runCompiled(db, dialect, `insert unnest ${table} (${columns.join(',')})`, () => ({ compile: () => CompiledQuery.raw(text, params) }), params);
-    return;
+    return (await runCompiled<R>(db, dialect, `insert unnest ${table} (${columns.join(',')})${back}`, () => ({ compile: () => CompiledQuery.raw(text, params) }), params)).rows;
   }
+  const out: R[] = [];
   for (let i = 0; i < rows.length; ) {
     let n = CHUNK_ROWS;
     while (n > rows.length - i) n >>= 1;
-    await insertRows(db, dialect, table, rows.slice(i, i + n));
+    out.push(...(await insertRows<R>(db, dialect, table, rows.slice(i, i + n), returning)).rows);
     i += n;
   }
+  return out;
 }
 
 /**

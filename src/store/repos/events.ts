@@ -4,10 +4,7 @@ import type { Selectable } from 'kysely';
 import { iso } from '../../core/clock.ts';
 import type { EventsTable } from '../schema.ts';
 import { inWriteOrder, type RepoContext } from './common.ts';
-import { insertReturningKey, insertRows } from './compiled.ts';
-
-/** Rows of one appendMany INSERT at most (a power of two: a handful of compiled statements). */
-const APPEND_CHUNK_ROWS = 32;
+import { insertReturningKey, insertRowsChunked } from './compiled.ts';
 
 export type EventRow = Selectable<EventsTable>;
 export type EventInsert = Omit<EventRow, 'seq' | 'created_at'>;
@@ -28,27 +25,19 @@ export class EventsRepo {
 
   /**
    * Several events, their seqs in this order. SQLite: one INSERT each (no round trips to save, and
-   * a RETURNING would collect rows in a temporary table). PostgreSQL: multi-row INSERTs of 32, 16,
-   * ... rows, each returning the seqs it took.
+   * a RETURNING would collect rows in a temporary table). PostgreSQL: one INSERT of them all
+   * (insertRowsChunked; every column it writes is text), returning the seqs it took.
    */
   async appendMany(es: readonly EventInsert[]): Promise<EventRow[]> {
-    if (this.ctx.dialect !== 'postgres') {
+    if (this.ctx.dialect !== 'postgres' || es.length < 2) {
       const out: EventRow[] = [];
       for (const e of es) out.push(await this.append(e));
       return out;
     }
     const created_at = iso(this.ctx.clock.now());
     const rows = es.map((e) => ({ ...e, created_at }));
-    const seqs = new Map<string, number>();
-    await inWriteOrder(this.ctx, async (db) => {
-      for (let i = 0; i < rows.length; ) {
-        let n = APPEND_CHUNK_ROWS;
-        while (n > rows.length - i) n >>= 1;
-        const r = await insertRows<{ id: string; seq: number | string }>(db, this.ctx.dialect, 'events', rows.slice(i, i + n), ['id', 'seq']);
-        for (const row of r.rows) seqs.set(row.id, Number(row.seq));
-        i += n;
-      }
-    });
+    const back = await inWriteOrder(this.ctx, (db) => insertRowsChunked<{ id: string; seq: number | string }>(db, this.ctx.dialect, 'events', rows, {}, ['id', 'seq']));
+    const seqs = new Map(back.map((r) => [r.id, Number(r.seq)]));
     return rows.map((row) => {
       const seq = seqs.get(row.id);
       if (seq === undefined) throw new Error(`event ${row.id} got no seq`);
