@@ -157,7 +157,6 @@ function pgCounterCtes(bind: Bind, m: MessageInsert, row: Pick<MessageRow, 'seen
 /** A value bound to a statement being written: its placeholder ($1, $2, ...). */
 type Bind = (value: unknown) => string;
 
-
 export interface FolderMembership {
   message_id: string;
   folder_id: string;
